@@ -1,0 +1,31 @@
+"""expresso-xai: explain video models of faces, region by region and moment by moment.
+
+The data flow runs one way (see the design notes)::
+
+    load_video -> track_faces -> FaceCrop / region_map -> model -> explain -> cube
+
+Example:
+    >>> import expresso_xai as ex
+    >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=16)
+    >>> faces = ex.track_faces(video, progress=False)
+    >>> ex.region_map(faces).names[:2]
+    ('right_eye', 'left_eye')
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import errors, faces, regions, samples
+from .faces import FaceTrack, read_openface, track_faces
+from .regions import FaceCrop, RegionMap, RegionScheme, region_map
+from .video import Clip, Video, iter_clips, load_video, stream_video
+
+try:
+    __version__ = version("expresso-xai")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Clip", "FaceCrop", "FaceTrack", "RegionMap", "RegionScheme", "Video", "errors", "faces",
+    "iter_clips", "load_video", "read_openface", "region_map", "regions", "samples",
+    "stream_video", "track_faces",
+]

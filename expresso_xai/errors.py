@@ -1,0 +1,47 @@
+"""Typed errors and warnings of expresso-xai.
+
+Every error says what was wrong and what to do about it, and names the file involved
+when there is one. Catch :class:`ExpressoError` to catch them all.
+"""
+
+from __future__ import annotations
+
+
+class ExpressoError(Exception):
+    """Base class of every error raised on purpose by expresso-xai."""
+
+
+class VideoReadError(ExpressoError, OSError):
+    """A video could not be read: missing, empty, not a video, or without frames."""
+
+
+class VideoLayoutError(ExpressoError, ValueError):
+    """An array given as video frames does not have a ``(T, H, W[, C])`` layout."""
+
+
+class NoFaceError(ExpressoError):
+    """A step that needs a face found none."""
+
+
+class LandmarkerError(ExpressoError):
+    """A landmark back end could not be set up (model file missing, bad output shape)."""
+
+
+class OpenFaceFormatError(ExpressoError, ValueError):
+    """An OpenFace 2.0 CSV is missing columns or holds values that are not numbers."""
+
+
+class RegionError(ExpressoError, ValueError):
+    """A region scheme or region map was asked for something it cannot give."""
+
+
+class ExpressoWarning(UserWarning):
+    """Base class of the warnings of expresso-xai."""
+
+
+class TruncatedVideoWarning(ExpressoWarning):
+    """Fewer frames could be decoded than the container's header announces."""
+
+
+class NoFaceWarning(ExpressoWarning):
+    """Some or all frames of a video have no face."""

@@ -1,0 +1,31 @@
+"""Faces: 68-point landmarks found and tracked through a video, or imported from OpenFace.
+
+``track_faces`` (dlib by default, any :class:`Landmarker` plugs in) and ``read_openface``
+both return a :class:`FaceTrack`; the next step, :mod:`expresso_xai.regions`, turns it into
+labelled pixels.
+"""
+
+from .facetrack import (
+    LANDMARK_GROUPS,
+    MIRROR_PERMUTATION,
+    FaceTrack,
+    eye_aspect_ratio,
+    inter_ocular_distance,
+)
+from .landmarkers import Detection, DlibLandmarker, Landmarker, face_recognition_model_path
+from .openface import read_openface
+from .tracking import track_faces
+
+__all__ = [
+    "LANDMARK_GROUPS",
+    "MIRROR_PERMUTATION",
+    "Detection",
+    "DlibLandmarker",
+    "FaceTrack",
+    "Landmarker",
+    "eye_aspect_ratio",
+    "face_recognition_model_path",
+    "inter_ocular_distance",
+    "read_openface",
+    "track_faces",
+]

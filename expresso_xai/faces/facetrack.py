@@ -1,0 +1,195 @@
+"""The :class:`FaceTrack` type: one face's 68 landmarks through a video.
+
+Landmarks follow the iBUG 68-point scheme. Left and right are the **subject's**: points
+36–41 are the subject's right eye (on the image's left in a frontal, unmirrored view).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import NoFaceError
+
+#: iBUG 68-point groups, subject's left/right.
+LANDMARK_GROUPS: dict[str, tuple[int, ...]] = {
+    "jaw": tuple(range(0, 17)),
+    "right_brow": tuple(range(17, 22)),
+    "left_brow": tuple(range(22, 27)),
+    "nose_bridge": tuple(range(27, 31)),
+    "nose_bottom": tuple(range(31, 36)),
+    "right_eye": tuple(range(36, 42)),
+    "left_eye": tuple(range(42, 48)),
+    "outer_lip": tuple(range(48, 60)),
+    "inner_lip": tuple(range(60, 68)),
+}
+
+#: Index permutation that maps the landmarks of a face to those of its mirror image.
+MIRROR_PERMUTATION: np.ndarray = np.array(
+    list(range(16, -1, -1))  # jaw
+    + list(range(26, 16, -1))  # brows
+    + [27, 28, 29, 30]  # nose bridge
+    + [35, 34, 33, 32, 31]  # nose bottom
+    + [45, 44, 43, 42, 47, 46]  # right eye <- left eye
+    + [39, 38, 37, 36, 41, 40]  # left eye <- right eye
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lip
+    + [64, 63, 62, 61, 60, 67, 66, 65]  # inner lip
+)
+
+
+def eye_aspect_ratio(landmarks: np.ndarray, eye: str = "right") -> np.ndarray:
+    """Eye aspect ratio (Soukupová & Čech 2016) of ``(..., 68, 2)`` landmarks.
+
+    About 0.25–0.35 for an open eye, falling towards 0 as it closes.
+
+    Example:
+        >>> import numpy as np
+        >>> from expresso_xai.faces import eye_aspect_ratio
+        >>> pts = np.zeros((68, 2)); pts[36:42] = [[0, 0], [1, -1], [2, -1], [3, 0], [2, 1], [1, 1]]
+        >>> round(float(eye_aspect_ratio(pts, "right")), 3)
+        0.667
+    """
+    first = {"right": 36, "left": 42}[eye]
+    p = np.asarray(landmarks, dtype=np.float64)[..., first : first + 6, :]
+    vertical = np.linalg.norm(p[..., 1, :] - p[..., 5, :], axis=-1) + np.linalg.norm(
+        p[..., 2, :] - p[..., 4, :], axis=-1
+    )
+    horizontal = np.linalg.norm(p[..., 0, :] - p[..., 3, :], axis=-1)
+    return vertical / (2.0 * horizontal)
+
+
+def inter_ocular_distance(landmarks: np.ndarray) -> np.ndarray:
+    """Distance between the outer eye corners (points 36 and 45) of ``(..., 68, 2)``."""
+    p = np.asarray(landmarks, dtype=np.float64)
+    return np.linalg.norm(p[..., 36, :] - p[..., 45, :], axis=-1)
+
+
+@dataclass(eq=False)
+class FaceTrack:
+    """One face followed through a video.
+
+    Attributes:
+        landmarks: ``(T, 68, 2)`` float32 ``(x, y)`` in source pixels, iBUG order;
+            NaN where no face was found.
+        face_found: ``(T,)`` bool.
+        confidence: ``(T,)`` float32 in ``[0, 1]``; 0 where no face was found.
+        boxes: ``(T, 4)`` float32 face box ``(x0, y0, x1, y1)``; NaN where no face.
+        n_faces: ``(T,)`` int, how many faces were seen in the frame (carried forward on
+            frames where the face was tracked rather than detected).
+        detected: ``(T,)`` bool, frames where the detector ran (the rest were tracked).
+        frame_size: ``(height, width)`` of the source frames.
+        source: where the landmarks came from (video file, CSV, ...).
+        landmarker: name of the back end that produced them.
+
+    Example:
+        >>> import expresso_xai as ex
+        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=8)
+        >>> faces = ex.track_faces(video, progress=False)
+        >>> faces.landmarks.shape, bool(faces.face_found.all())
+        ((8, 68, 2), True)
+    """
+
+    landmarks: np.ndarray
+    face_found: np.ndarray
+    confidence: np.ndarray
+    boxes: np.ndarray
+    n_faces: np.ndarray
+    frame_size: tuple[int, int]
+    detected: np.ndarray | None = None
+    source: str | None = None
+    landmarker: str = "unknown"
+
+    def __post_init__(self) -> None:
+        self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
+        n = self.landmarks.shape[0]
+        if self.landmarks.shape != (n, 68, 2):
+            raise ValueError(f"landmarks must be (T, 68, 2), got {self.landmarks.shape}")
+        self.face_found = np.asarray(self.face_found, dtype=bool).reshape(n)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(n)
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(n, 4)
+        self.n_faces = np.asarray(self.n_faces, dtype=np.int32).reshape(n)
+        if self.detected is None:
+            self.detected = np.ones(n, dtype=bool)
+        self.detected = np.asarray(self.detected, dtype=bool).reshape(n)
+        self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
+        self.landmarks[~self.face_found] = np.nan
+        self.boxes[~self.face_found] = np.nan
+        self.confidence[~self.face_found] = 0.0
+
+    def __len__(self) -> int:
+        return int(self.landmarks.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return len(self)
+
+    def __getitem__(self, index: slice) -> "FaceTrack":
+        if not isinstance(index, slice):
+            raise TypeError("FaceTrack supports slices only, e.g. faces[0:16]")
+        return FaceTrack(
+            self.landmarks[index],
+            self.face_found[index],
+            self.confidence[index],
+            self.boxes[index],
+            self.n_faces[index],
+            self.frame_size,
+            self.detected[index],
+            self.source,
+            self.landmarker,
+        )
+
+    def require_face(self, what: str = "this step") -> "FaceTrack":
+        """Return ``self``, or raise :class:`NoFaceError` if no frame has a face."""
+        if not self.face_found.any():
+            raise NoFaceError(
+                f"no face in {len(self)} of {len(self)} frames of {self.source or 'the video'}; "
+                f"{what} needs one: pass faces= (e.g. from read_openface) or check the video"
+            )
+        return self
+
+    def eye_aspect_ratio(self, eye: str = "right") -> np.ndarray:
+        """``(T,)`` eye aspect ratio of the subject's ``"right"`` or ``"left"`` eye."""
+        return eye_aspect_ratio(self.landmarks, eye)
+
+    def inter_ocular_distance(self) -> np.ndarray:
+        """``(T,)`` distance between outer eye corners, NaN without a face."""
+        return inter_ocular_distance(self.landmarks)
+
+    def mirrored(self) -> "FaceTrack":
+        """The track of the left–right mirrored video (indices permuted, x flipped)."""
+        width = self.frame_size[1]
+        landmarks = self.landmarks[:, MIRROR_PERMUTATION].copy()
+        landmarks[..., 0] = (width - 1) - landmarks[..., 0]
+        boxes = self.boxes.copy()
+        boxes[:, [0, 2]] = (width - 1) - self.boxes[:, [2, 0]]
+        return FaceTrack(
+            landmarks, self.face_found, self.confidence, boxes, self.n_faces,
+            self.frame_size, self.detected, self.source, self.landmarker,
+        )
+
+    @classmethod
+    def concatenate(cls, tracks: Iterable["FaceTrack"]) -> "FaceTrack":
+        """Join tracks of consecutive chunks of one video."""
+        tracks = list(tracks)
+        if not tracks:
+            raise ValueError("nothing to concatenate")
+        return cls(
+            np.concatenate([t.landmarks for t in tracks]),
+            np.concatenate([t.face_found for t in tracks]),
+            np.concatenate([t.confidence for t in tracks]),
+            np.concatenate([t.boxes for t in tracks]),
+            np.concatenate([t.n_faces for t in tracks]),
+            tracks[0].frame_size,
+            np.concatenate([t.detected for t in tracks]),
+            tracks[0].source,
+            tracks[0].landmarker,
+        )
+
+    def __repr__(self) -> str:
+        found = int(self.face_found.sum())
+        return (
+            f"FaceTrack({len(self)} frames, face in {found}, "
+            f"landmarker={self.landmarker!r}, source={self.source!r})"
+        )

@@ -1,0 +1,461 @@
+"""Reading video: decoding with OpenCV, frame rate, timestamps, streaming and clips.
+
+This module owns the first step of the data flow. Everything downstream receives a
+:class:`Video` whose ``frames`` are ``(T, H, W, 3)`` uint8 RGB, whatever the file held
+(grayscale, BGR, BGRA), with the timestamps the container gave for each frame.
+
+Long videos never need to fit in memory: :func:`stream_video` yields chunks (each a
+:class:`Video` that knows its ``start`` frame), and :func:`iter_clips` slides fixed-length
+clips over either an in-memory video or a file, holding only one clip's worth of frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+
+from .errors import TruncatedVideoWarning, VideoLayoutError, VideoReadError
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+DEFAULT_FPS = 25.0
+
+
+@dataclass(eq=False)
+class Video:
+    """Frames of a video with their timing.
+
+    Attributes:
+        frames: ``(T, H, W, 3)`` uint8 RGB.
+        fps: frames per second (nominal rate of the container).
+        timestamps: ``(T,)`` float64 seconds of each frame, from the container when it
+            gives them, else ``index / fps``.
+        source: the file the frames came from, or ``None`` for an array.
+        start: index in the source of the first frame (non-zero for streamed chunks).
+        n_frames_expected: the frame count the container announced (``None`` if unknown).
+
+    Example:
+        >>> import numpy as np, expresso_xai as ex
+        >>> video = ex.Video.from_array(np.zeros((16, 64, 64, 3), np.uint8), fps=25)
+        >>> video.n_frames, video.height, video.width, float(video.timestamps[-1])
+        (16, 64, 64, 0.6)
+    """
+
+    frames: np.ndarray
+    fps: float = DEFAULT_FPS
+    timestamps: np.ndarray | None = None
+    source: str | None = None
+    start: int = 0
+    n_frames_expected: int | None = None
+    _hash: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        frames = np.asarray(self.frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise VideoLayoutError(
+                f"Video.frames must be (T, H, W, 3) uint8 RGB, got {frames.dtype} "
+                f"{frames.shape}; build videos with Video.from_array(), which converts"
+            )
+        if frames.shape[0] == 0:
+            raise VideoReadError(f"{self.source or 'array'}: video has zero frames")
+        self.frames = frames
+        if not (self.fps and math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps must be a positive number, got {self.fps!r}")
+        if self.timestamps is None:
+            self.timestamps = (self.start + np.arange(len(frames))) / float(self.fps)
+        self.timestamps = np.asarray(self.timestamps, dtype=np.float64)
+        if self.timestamps.shape != (len(frames),):
+            raise ValueError(
+                f"timestamps must have shape ({len(frames)},), got {self.timestamps.shape}"
+            )
+
+    # --- construction -------------------------------------------------------------
+    @classmethod
+    def from_array(
+        cls,
+        frames: np.ndarray,
+        fps: float = DEFAULT_FPS,
+        *,
+        source: str | None = None,
+        channel_order: str = "RGB",
+    ) -> "Video":
+        """Make a video from an array of frames.
+
+        Accepts ``(T, H, W)`` grayscale, ``(T, H, W, 1)``, ``(T, H, W, 3)`` and
+        ``(T, H, W, 4)`` (alpha dropped), uint8 or float in ``[0, 1]``. ``channel_order``
+        says whether colour frames are ``"RGB"`` (default) or ``"BGR"`` (as from OpenCV).
+        A channels-first array such as ``(T, 3, H, W)`` is refused with a hint.
+
+        Example:
+            >>> import numpy as np, expresso_xai as ex
+            >>> gray = np.full((4, 32, 48), 200, np.uint8)
+            >>> ex.Video.from_array(gray, fps=30).frames.shape
+            (4, 32, 48, 3)
+        """
+        frames = np.asarray(frames)
+        name = source or "array"
+        if frames.ndim == 3:
+            frames = frames[..., None]
+        if frames.ndim != 4:
+            raise VideoLayoutError(
+                f"{name}: frames must be (T, H, W) or (T, H, W, C); got shape {frames.shape}"
+            )
+        if frames.shape[-1] not in (1, 3, 4):
+            if frames.shape[1] in (1, 3, 4):
+                raise VideoLayoutError(
+                    f"{name}: frames of shape {frames.shape} look channels-first "
+                    "(T, C, H, W); pass frames.transpose(0, 2, 3, 1) for (T, H, W, C)"
+                )
+            raise VideoLayoutError(
+                f"{name}: last axis must be 1, 3 or 4 channels; got shape {frames.shape}"
+            )
+        if frames.dtype != np.uint8:
+            if np.issubdtype(frames.dtype, np.floating):
+                if not np.isfinite(frames).all():
+                    raise VideoLayoutError(f"{name}: frames contain NaN or infinity")
+                if frames.min() < 0 or frames.max() > 1:
+                    raise VideoLayoutError(
+                        f"{name}: float frames must lie in [0, 1]; got range "
+                        f"[{frames.min():.3g}, {frames.max():.3g}] (convert to uint8 first)"
+                    )
+                frames = np.round(frames * 255).astype(np.uint8)
+            elif np.issubdtype(frames.dtype, np.integer) and frames.min() >= 0 and frames.max() <= 255:
+                frames = frames.astype(np.uint8)
+            else:
+                raise VideoLayoutError(f"{name}: unsupported frame dtype {frames.dtype}")
+        frames = _to_rgb(frames, channel_order)
+        return cls(np.ascontiguousarray(frames), float(fps), source=source)
+
+    # --- basic properties ---------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the frames (``n_frames / fps``)."""
+        return self.n_frames / self.fps
+
+    @property
+    def frame_indices(self) -> np.ndarray:
+        """Index of each frame in the source video."""
+        return self.start + np.arange(self.n_frames)
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def __getitem__(self, index: slice) -> "Video":
+        """Slice frames (``video[10:26]``); the result remembers where it starts."""
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("Video supports contiguous slices only, e.g. video[10:26]")
+        begin, end, _ = index.indices(self.n_frames)
+        return Video(
+            self.frames[begin:end],
+            self.fps,
+            self.timestamps[begin:end],
+            source=self.source,
+            start=self.start + begin,
+        )
+
+    def mirrored(self) -> "Video":
+        """The video flipped left–right (the subject's left becomes the image's left)."""
+        return Video(
+            np.ascontiguousarray(self.frames[:, :, ::-1]),
+            self.fps,
+            self.timestamps.copy(),
+            source=self.source,
+            start=self.start,
+        )
+
+    def content_hash(self) -> str:
+        """SHA-256 of the decoded frames (stable across containers with the same pixels)."""
+        if self._hash is None:
+            digest = hashlib.sha256()
+            digest.update(str(self.frames.shape).encode())
+            digest.update(self.frames.tobytes())
+            self._hash = digest.hexdigest()
+        return self._hash
+
+    def __repr__(self) -> str:
+        return (
+            f"Video({self.n_frames} frames, {self.width}x{self.height}, {self.fps:g} fps, "
+            f"start={self.start}, source={self.source!r})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """A fixed-length run of frames cut from a video.
+
+    Attributes:
+        frames: ``(L, H, W, 3)`` uint8 RGB.
+        indices: ``(L,)`` index of each frame in the source video. When the video is
+            shorter than the clip, the last frame is repeated and so is its index.
+        n_valid: how many frames are real (the rest repeat the last frame).
+    """
+
+    frames: np.ndarray
+    indices: np.ndarray
+    n_valid: int
+
+
+def _to_rgb(frames: np.ndarray, channel_order: str = "BGR") -> np.ndarray:
+    """Convert ``(..., H, W, C)`` frames with 1, 3 or 4 channels to 3-channel RGB."""
+    channels = frames.shape[-1]
+    if channels == 1:
+        return np.repeat(frames, 3, axis=-1)
+    if channel_order not in ("RGB", "BGR"):
+        raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {channel_order!r}")
+    colour = frames[..., :3]
+    if channel_order == "BGR":
+        colour = colour[..., ::-1]
+    return np.ascontiguousarray(colour)
+
+
+# --- decoding ---------------------------------------------------------------------
+
+
+class _Decoder:
+    """One open OpenCV capture, with the checks that turn its silence into errors."""
+
+    def __init__(self, path: PathLike):
+        import cv2
+
+        self.path = Path(path)
+        name = str(self.path)
+        if not self.path.exists():
+            raise VideoReadError(f"{name}: file not found")
+        if self.path.is_dir():
+            raise VideoReadError(f"{name}: is a directory, not a video file")
+        if self.path.stat().st_size == 0:
+            raise VideoReadError(f"{name}: file is empty (0 bytes)")
+        self.capture = cv2.VideoCapture(name, cv2.CAP_FFMPEG)
+        if not self.capture.isOpened():
+            self.capture.release()
+            raise VideoReadError(
+                f"{name}: not a video OpenCV can decode (unknown container or codec, "
+                "or not a video at all)"
+            )
+        fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not (math.isfinite(fps) and fps > 0):
+            log.warning("%s: container gives no frame rate; assuming %g fps", name, DEFAULT_FPS)
+            fps = DEFAULT_FPS
+        self.fps = fps
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.n_frames_expected = count if count > 0 else None
+        self.n_read = 0
+        self._last_ts = -math.inf
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        import cv2
+
+        try:
+            ok, frame = self.capture.read()
+        except cv2.error as exc:  # corrupt streams can make FFmpeg throw mid-read
+            log.warning("%s: decoder error after %d frames: %s", self.path, self.n_read, exc)
+            return None
+        if not ok or frame is None or frame.size == 0:
+            return None
+        if frame.ndim == 2:
+            frame = frame[..., None]
+        timestamp = float(self.capture.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+        # Containers without timing report 0 for every frame: fall back to index / fps.
+        if not math.isfinite(timestamp) or timestamp <= self._last_ts:
+            timestamp = self.n_read / self.fps if self.n_read else 0.0
+            if timestamp <= self._last_ts:
+                timestamp = self._last_ts + 1.0 / self.fps
+        self._last_ts = timestamp
+        self.n_read += 1
+        return _to_rgb(frame, "BGR"), timestamp
+
+    def skip(self, n: int) -> int:
+        skipped = 0
+        for _ in range(n):
+            if not self.capture.grab():
+                break
+            skipped += 1
+        self.n_read += skipped
+        return skipped
+
+    def finish(self) -> None:
+        self.capture.release()
+        name = str(self.path)
+        if self.n_read == 0:
+            raise VideoReadError(
+                f"{name}: no frame could be decoded (zero frames, or a truncated or corrupt file)"
+            )
+        expected = self.n_frames_expected
+        if expected is not None and self.n_read < expected:
+            warnings.warn(
+                f"{name}: decoded {self.n_read} of the {expected} frames its header "
+                "announces; the file looks truncated, the frames read are returned",
+                TruncatedVideoWarning,
+                stacklevel=3,
+            )
+
+
+def stream_video(
+    path: PathLike, chunk_size: int = 256, max_frames: int | None = None
+) -> Iterator[Video]:
+    """Decode a video file chunk by chunk.
+
+    Each chunk is a :class:`Video` of up to ``chunk_size`` frames whose ``start`` gives
+    its first frame's index in the file, so an hour-long video is processed in bounded
+    memory. Raises :class:`~expresso_xai.errors.VideoReadError` for a missing, empty or
+    undecodable file, and warns with
+    :class:`~expresso_xai.errors.TruncatedVideoWarning` when fewer frames decode than
+    the header announces.
+
+    Example:
+        >>> import expresso_xai as ex
+        >>> path = ex.samples.sample_path("participant_low")
+        >>> [len(chunk) for chunk in ex.stream_video(path, chunk_size=100, max_frames=250)]
+        [100, 100, 50]
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    decoder = _Decoder(path)
+    start = 0
+    try:
+        while max_frames is None or start < max_frames:
+            want = chunk_size if max_frames is None else min(chunk_size, max_frames - start)
+            frames, stamps = [], []
+            for _ in range(want):
+                item = decoder.read()
+                if item is None:
+                    break
+                frames.append(item[0])
+                stamps.append(item[1])
+            if frames:
+                shapes = {f.shape for f in frames}
+                if len(shapes) > 1:
+                    raise VideoReadError(f"{path}: frame size changes inside the video {shapes}")
+                yield Video(
+                    np.stack(frames),
+                    decoder.fps,
+                    np.asarray(stamps),
+                    source=str(path),
+                    start=start,
+                    n_frames_expected=decoder.n_frames_expected,
+                )
+                start += len(frames)
+            if len(frames) < want:
+                break
+    finally:
+        if max_frames is None or start < max_frames:
+            decoder.finish()
+        else:
+            decoder.capture.release()
+
+
+def load_video(path: PathLike, max_frames: int | None = None) -> Video:
+    """Read a whole video file into memory as RGB frames.
+
+    Args:
+        path: a video file OpenCV/FFmpeg can decode (mp4, avi, mov, mkv, ...).
+        max_frames: read at most this many frames from the start.
+
+    Raises:
+        VideoReadError: the file is missing, empty, not a video, or has no frames.
+
+    Warns:
+        TruncatedVideoWarning: fewer frames decoded than the header claims; the frames
+        that could be read are returned.
+
+    Example:
+        >>> import expresso_xai as ex
+        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=16)
+        >>> video.frames.shape, video.fps
+        ((16, 192, 192, 3), 25.0)
+    """
+    chunks = list(stream_video(path, chunk_size=512, max_frames=max_frames))
+    if not chunks:  # pragma: no cover - stream_video raises before this
+        raise VideoReadError(f"{path}: no frame could be decoded")
+    frames = np.concatenate([c.frames for c in chunks]) if len(chunks) > 1 else chunks[0].frames
+    stamps = np.concatenate([c.timestamps for c in chunks])
+    return Video(
+        frames,
+        chunks[0].fps,
+        stamps,
+        source=str(path),
+        n_frames_expected=chunks[0].n_frames_expected,
+    )
+
+
+def iter_clips(
+    video: Video | PathLike,
+    length: int = 16,
+    stride: int = 8,
+    *,
+    chunk_size: int = 256,
+) -> Iterator[Clip]:
+    """Slide fixed-length clips over a video, in memory or streamed from a file.
+
+    Clips start at ``0, stride, 2*stride, ...``; when the last clip would stop short of
+    the end, one more clip aligned to the last frame is added, so every frame is
+    covered. A video shorter than ``length`` gives one clip padded by repeating its
+    last frame (``Clip.n_valid`` says how many frames are real). When ``video`` is a
+    path the file is streamed and only about ``length + chunk_size`` frames are held.
+
+    Example:
+        >>> import numpy as np, expresso_xai as ex
+        >>> video = ex.Video.from_array(np.zeros((40, 64, 64, 3), np.uint8))
+        >>> [int(c.indices[0]) for c in ex.iter_clips(video, length=16, stride=8)]
+        [0, 8, 16, 24]
+    """
+    if length < 1 or stride < 1:
+        raise ValueError("length and stride must be at least 1")
+    chunks = [video] if isinstance(video, Video) else stream_video(video, chunk_size=chunk_size)
+    buffer: np.ndarray | None = None  # frames not yet fully consumed
+    buffer_start = 0  # source index of buffer[0]
+    next_start = 0  # source index where the next clip starts
+    last_emitted_end = -1
+    for chunk in chunks:
+        frames = chunk.frames
+        if buffer is None:
+            buffer, buffer_start = frames, chunk.start
+        else:
+            buffer = np.concatenate([buffer, frames])
+        buffer_end = buffer_start + len(buffer)
+        while next_start + length <= buffer_end:
+            offset = next_start - buffer_start
+            yield Clip(
+                buffer[offset : offset + length].copy(),
+                np.arange(next_start, next_start + length),
+                length,
+            )
+            last_emitted_end = next_start + length
+            next_start += stride
+        keep_from = min(next_start, max(buffer_end - length, 0)) - buffer_start
+        keep_from = max(keep_from, 0)
+        buffer = buffer[keep_from:]
+        buffer_start += keep_from
+    if buffer is None:
+        return
+    total = buffer_start + len(buffer)
+    if total < length:
+        pad = length - total
+        frames = np.concatenate([buffer, np.repeat(buffer[-1:], pad, axis=0)])
+        indices = np.concatenate([np.arange(total), np.full(pad, total - 1)])
+        yield Clip(frames, indices, total)
+    elif last_emitted_end < total:
+        offset = total - length - buffer_start
+        yield Clip(buffer[offset:].copy(), np.arange(total - length, total), length)
