@@ -334,6 +334,7 @@ def stream_video(
         raise ValueError("chunk_size must be at least 1")
     decoder = _Decoder(path)
     start = 0
+    exhausted = False
     try:
         while max_frames is None or start < max_frames:
             want = chunk_size if max_frames is None else min(chunk_size, max_frames - start)
@@ -341,6 +342,7 @@ def stream_video(
             for _ in range(want):
                 item = decoder.read()
                 if item is None:
+                    exhausted = True
                     break
                 frames.append(item[0])
                 stamps.append(item[1])
@@ -348,7 +350,7 @@ def stream_video(
                 shapes = {f.shape for f in frames}
                 if len(shapes) > 1:
                     raise VideoReadError(f"{path}: frame size changes inside the video {shapes}")
-                yield Video(
+                chunk = Video(
                     np.stack(frames),
                     decoder.fps,
                     np.asarray(stamps),
@@ -357,13 +359,16 @@ def stream_video(
                     n_frames_expected=decoder.n_frames_expected,
                 )
                 start += len(frames)
-            if len(frames) < want:
+                if exhausted:
+                    decoder.finish()  # warns before the last chunk goes out
+                yield chunk
+            elif exhausted:
+                decoder.finish()  # raises when nothing at all could be decoded
+            if exhausted:
                 break
     finally:
-        if max_frames is None or start < max_frames:
-            decoder.finish()
-        else:
-            decoder.capture.release()
+        # Stopping early (max_frames, or the caller closing the generator) is no truncation.
+        decoder.capture.release()
 
 
 def load_video(path: PathLike, max_frames: int | None = None) -> Video:
@@ -428,10 +433,12 @@ def iter_clips(
     buffer_start = 0  # source index of buffer[0]
     next_start = 0  # source index where the next clip starts
     last_emitted_end = -1
+    emitted = False
     for chunk in chunks:
         frames = chunk.frames
         if buffer is None:
             buffer, buffer_start = frames, chunk.start
+            next_start = last_emitted_end = chunk.start
         else:
             buffer = np.concatenate([buffer, frames])
         buffer_end = buffer_start + len(buffer)
@@ -443,6 +450,7 @@ def iter_clips(
                 length,
             )
             last_emitted_end = next_start + length
+            emitted = True
             next_start += stride
         keep_from = min(next_start, max(buffer_end - length, 0)) - buffer_start
         keep_from = max(keep_from, 0)
@@ -450,12 +458,12 @@ def iter_clips(
         buffer_start += keep_from
     if buffer is None:
         return
-    total = buffer_start + len(buffer)
-    if total < length:
-        pad = length - total
+    total = buffer_start + len(buffer)  # one past the last source index
+    if not emitted:  # the whole video is shorter than one clip
+        pad = length - len(buffer)
         frames = np.concatenate([buffer, np.repeat(buffer[-1:], pad, axis=0)])
-        indices = np.concatenate([np.arange(total), np.full(pad, total - 1)])
-        yield Clip(frames, indices, total)
+        indices = np.concatenate([np.arange(buffer_start, total), np.full(pad, total - 1)])
+        yield Clip(frames, indices, len(buffer))
     elif last_emitted_end < total:
         offset = total - length - buffer_start
         yield Clip(buffer[offset:].copy(), np.arange(total - length, total), length)

@@ -12,7 +12,13 @@ from .facetrack import (
     eye_aspect_ratio,
     inter_ocular_distance,
 )
-from .landmarkers import Detection, DlibLandmarker, Landmarker, face_recognition_model_path
+from .landmarkers import (
+    Detection,
+    DlibLandmarker,
+    Landmarker,
+    default_landmarker,
+    face_recognition_model_path,
+)
 from .openface import read_openface
 from .tracking import track_faces
 
@@ -23,6 +29,7 @@ __all__ = [
     "DlibLandmarker",
     "FaceTrack",
     "Landmarker",
+    "default_landmarker",
     "eye_aspect_ratio",
     "face_recognition_model_path",
     "inter_ocular_distance",

@@ -7,6 +7,7 @@ frames) and *fit* 68 landmarks inside a given box (fast, run every frame). The t
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from dataclasses import dataclass
@@ -131,3 +132,9 @@ class DlibLandmarker:
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         shape = self._predictor(gray, self._dlib.rectangle(x0, y0, x1, y1))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def default_landmarker() -> DlibLandmarker:
+    """The shared default :class:`DlibLandmarker` (its model takes ~0.7 s to load)."""
+    return DlibLandmarker()

@@ -57,7 +57,9 @@ def read_openface(csv_path: str | Path, frame_size: tuple[int, int] | None = Non
             header = [name.strip() for name in next(reader)]
         except StopIteration:
             raise OpenFaceFormatError(f"{path}: file is empty, expected an OpenFace CSV header") from None
-        rows = [row for row in reader if row and any(cell.strip() for cell in row)]
+        numbered = [(reader.line_num, row) for row in reader if row and any(cell.strip() for cell in row)]
+    lines = [line for line, _ in numbered]  # file line of each row, for error messages
+    rows = [row for _, row in numbered]
     if not rows:
         raise OpenFaceFormatError(f"{path}: header but no data rows")
     column = {name: i for i, name in enumerate(header)}
@@ -75,7 +77,7 @@ def read_openface(csv_path: str | Path, frame_size: tuple[int, int] | None = Non
         index = column[name]
         for r, row in enumerate(rows):
             if index >= len(row):
-                raise OpenFaceFormatError(f"{path}: line {r + 2} is short, has no value for column {name!r}")
+                raise OpenFaceFormatError(f"{path}: line {lines[r]} is short, has no value for column {name!r}")
         texts = [row[index].strip() for row in rows]
         try:
             values = np.array(texts, dtype=np.float64)
@@ -89,7 +91,7 @@ def read_openface(csv_path: str | Path, frame_size: tuple[int, int] | None = Non
                     ok = False
                 if not ok:
                     raise OpenFaceFormatError(
-                        f"{path}: column {name!r}, line {r + 2}: {text!r} is not a finite number"
+                        f"{path}: column {name!r}, line {lines[r]}: {text!r} is not a finite number"
                     )
         return values
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import NoFaceWarning
 from ..video import Video, stream_video
 from .facetrack import FaceTrack
-from .landmarkers import Detection, DlibLandmarker, Landmarker
+from .landmarkers import Detection, Landmarker, default_landmarker
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class _Tracker:
         self.detect_every = max(1, int(detect_every))
         self.min_tracked = min_tracked
         self.max_drift = max_drift
-        self.prev_gray: np.ndarray | None = None
+        self.prev_frame: np.ndarray | None = None
         self.prev_landmarks: np.ndarray | None = None
         self.last_box: tuple[float, ...] | None = None  # identity memory, survives loss
         self.box_in_face_frame: np.ndarray | None = None  # detector box relative to the shape
@@ -86,49 +86,76 @@ class _Tracker:
         self.last_box = chosen.box
         return landmarks, chosen.score, chosen.box, True
 
-    def _track(self, gray: np.ndarray):
+    def _roi(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """Window around the previous face, generous enough for motion and the fit."""
+        _, scale = _frame_of_reference(self.prev_landmarks)
+        low = self.prev_landmarks.min(axis=0) - scale
+        high = self.prev_landmarks.max(axis=0) + scale
+        x0, y0 = max(0, int(low[0])), max(0, int(low[1]))
+        x1, y1 = min(shape[1], int(np.ceil(high[0])) + 1), min(shape[0], int(np.ceil(high[1])) + 1)
+        return x0, y0, x1, y1
+
+    def _track(self, frame: np.ndarray):
         cv2 = self._cv2
-        previous = self.prev_landmarks.reshape(-1, 1, 2)
-        flowed, status, _ = cv2.calcOpticalFlowPyrLK(self.prev_gray, gray, previous, None, **_LK_PARAMS)
+        # Flow and fit run on a window around the face: pyramids of the whole frame
+        # would cost more than the detector saves.
+        x0, y0, x1, y1 = self._roi(frame.shape)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return None
+        origin = np.array([x0, y0], dtype=np.float32)
+        previous_gray = _gray(self.prev_frame[y0:y1, x0:x1])
+        gray = _gray(frame[y0:y1, x0:x1])
+        # Only the points that keep still under expressions are flowed: cheaper, and a
+        # closing eyelid does not read as the head moving.
+        previous = (self.prev_landmarks[_STABLE_POINTS] - origin).reshape(-1, 1, 2).astype(np.float32)
+        flowed, status, _ = cv2.calcOpticalFlowPyrLK(previous_gray, gray, previous, None, **_LK_PARAMS)
         if flowed is None:
             return None
-        back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray, self.prev_gray, flowed, None, **_LK_PARAMS)
-        _, scale = _frame_of_reference(self.prev_landmarks)
+        back, status_back, _ = cv2.calcOpticalFlowPyrLK(gray, previous_gray, flowed, None, **_LK_PARAMS)
+        centre, scale = _frame_of_reference(self.prev_landmarks)
         fb_error = np.linalg.norm((back - previous).reshape(-1, 2), axis=1)
         good = (status.ravel() == 1) & (status_back.ravel() == 1) & (fb_error < max(1.0, 0.02 * scale))
         tracked_fraction = float(good.mean())
         if tracked_fraction < self.min_tracked:
             return None
         shift = np.median((flowed - previous).reshape(-1, 2)[good], axis=0)
-        centre, scale = _frame_of_reference(self.prev_landmarks)
-        box = tuple(float(v) for v in np.tile(centre + shift, 2) + self.box_in_face_frame * scale)
-        height, width = gray.shape
-        if box[0] < -0.25 * scale or box[1] < -0.25 * scale or box[2] > width + 0.25 * scale or box[3] > height + 0.25 * scale:
+        box = np.tile(centre + shift, 2) + self.box_in_face_frame * scale
+        height, width = frame.shape[:2]
+        margin = 0.25 * scale
+        if box[0] < -margin or box[1] < -margin or box[2] > width + margin or box[3] > height + margin:
             return None  # leaving the frame: let the detector decide
-        landmarks = np.asarray(self.landmarker.fit(gray, box), dtype=np.float32)
-        drift = np.median(np.linalg.norm(landmarks - flowed.reshape(-1, 2), axis=1)) / scale
+        local_box = tuple(float(v) for v in box - np.tile(origin, 2))
+        landmarks = np.asarray(self.landmarker.fit(gray, local_box), dtype=np.float32)
+        drift = np.median(np.linalg.norm(landmarks[_STABLE_POINTS] - flowed.reshape(-1, 2), axis=1)) / scale
         if drift > self.max_drift:
             return None
-        self.last_box = box
-        return landmarks, self.last_score * tracked_fraction, box, False
+        self.last_box = tuple(float(v) for v in box)
+        return landmarks + origin, self.last_score * tracked_fraction, self.last_box, False
 
-    def step(self, gray: np.ndarray):
+    def step(self, frame: np.ndarray):
+        """Landmarks of the next ``(H, W, 3)`` RGB frame, or ``None`` without a face."""
         result = None
         if self.prev_landmarks is not None and self.since_detect + 1 < self.detect_every:
-            result = self._track(gray)
+            result = self._track(frame)
             if result is not None:
                 self.since_detect += 1
         if result is None:
-            result = self._detect(gray)
-        self.prev_gray = gray
+            result = self._detect(_gray(frame))
+        self.prev_frame = frame
         self.prev_landmarks = None if result is None else result[0]
         return result
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
 
 
 def track_faces(
     video: Video | str | Path,
     landmarker: Landmarker | None = None,
-    detect_every: int = 10,
+    detect_every: int = 15,
     *,
     min_tracked: float = 0.6,
     max_drift: float = 0.08,
@@ -165,12 +192,11 @@ def track_faces(
         >>> video = ex.load_video(ex.samples.sample_path("participant_high"), max_frames=30)
         >>> faces = ex.track_faces(video, progress=False)
         >>> int(faces.face_found.sum()), int(faces.detected.sum())
-        (30, 3)
+        (30, 2)
     """
-    import cv2
     from tqdm.auto import tqdm
 
-    landmarker = landmarker if landmarker is not None else DlibLandmarker()
+    landmarker = landmarker if landmarker is not None else default_landmarker()
     tracker = _Tracker(landmarker, detect_every, min_tracked, max_drift)
     if isinstance(video, Video):
         chunks = [video]
@@ -190,8 +216,7 @@ def track_faces(
                 bar.total = chunk.n_frames_expected
             frame_size = (chunk.height, chunk.width)
             for frame in chunk.frames:
-                gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-                result = tracker.step(gray)
+                result = tracker.step(frame)
                 if result is None:
                     landmarks.append(np.full((68, 2), np.nan, np.float32))
                     found.append(False)
