@@ -252,7 +252,7 @@ class PartitionScheme(RegionScheme):
     Regions are painted from coarse to fine, each over the previous: the face outline
     (jaw line closed over a forehead as high as half the nasion–chin distance) is
     ``face_other``, then forehead, cheeks, jaw (chin and lower face below the mouth),
-    nose, mouth (outer lip grown by 6% of the inter-ocular distance), brows (a band
+    mouth (outer lip grown by 6% of the inter-ocular distance), nose, brows (a band
     around the brow points) and last the eyes: an ellipse on the eye corners, 1.5× the
     corner distance wide and 1× high, so the region keeps its size when the eye closes.
     """
@@ -278,13 +278,13 @@ class PartitionScheme(RegionScheme):
         _fill(labels, L[[0, 1, 2, 3, 4, 5, 48, 31, 40, 41, 36]], idx["right_cheek"])
         _fill(labels, L[[16, 15, 14, 13, 12, 11, 54, 35, 47, 46, 45]], idx["left_cheek"])
         _fill(labels, np.concatenate([L[3:14], L[[54, 55, 56, 57, 58, 59, 48]]]), idx["jaw"])
+        _fill(labels, _grow(L[48:60], 0.06 * iod), idx["mouth"])
         nose_points = np.concatenate([
             L[27:36],
             [L[31] - across * 0.08 * iod, L[35] + across * 0.08 * iod,
              0.5 * (L[27] + L[39]), 0.5 * (L[27] + L[42])],
         ])
         _fill(labels, _convex_hull(nose_points), idx["nose"])
-        _fill(labels, _grow(L[48:60], 0.06 * iod), idx["mouth"])
         for side, points in (("right_brow", L[17:22]), ("left_brow", L[22:27])):
             band = np.concatenate([points + up * 0.05 * iod, (points - up * 0.08 * iod)[::-1]])
             _fill(labels, band, idx[side])

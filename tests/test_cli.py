@@ -1,0 +1,98 @@
+"""The ``expresso-xai`` command: a researcher works from the shell.
+
+The story: draw the region map of a face video, save its landmarks, generate a small
+cohort, run the demo, and mistype a file name. Each command is called in-process through
+``expresso_xai.cli.main`` (its exit code and printed lines are checked) and the installed
+console script is checked once, so a broken entry point is caught too.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import expresso_xai as ex
+from expresso_xai.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CONSOLE_SCRIPT = Path(sys.executable).with_name("expresso-xai")
+
+
+@pytest.fixture(scope="module")
+def video_path(tmp_path_factory) -> Path:
+    """A 1 s synthetic face video on disk."""
+    sample = ex.samples.render(ex.samples.SampleSpec(seed=2, seconds=1, name="face"))
+    return ex.samples.write_sample(sample, tmp_path_factory.mktemp("video"))["video"]
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file(), f"{path} was not written"
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1000, f"{path} is not a PNG ({len(data)} bytes)"
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: expresso-xai")
+    for command in ("regions", "landmarks", "samples", "demo"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("scheme", ["partition", "boxes"])
+def test_regions_draws_the_region_map(video_path, tmp_path, capsys, scheme):
+    out = tmp_path / "figures" / "x.png"  # the folder does not exist yet
+    assert main(["regions", str(video_path), "--out", str(out), "--scheme", scheme]) == 0
+    assert_png(out)
+    printed = capsys.readouterr().out
+    assert f"figure     {out}" in printed, printed
+    assert "found in 25/25 frames" in printed, printed
+    assert "right_eye" in printed or "left_eye" in printed or "forehead" in printed, printed
+
+
+def test_landmarks_are_saved_for_every_frame(video_path, tmp_path, capsys):
+    out = tmp_path / "x.npz"
+    assert main(["landmarks", str(video_path), "--out", str(out)]) == 0
+    with np.load(out) as saved:
+        landmarks, face_found = saved["landmarks"], saved["face_found"]
+    assert landmarks.shape == (25, 68, 2)
+    assert face_found.shape == (25,) and face_found.all()
+    assert np.isfinite(landmarks).all()
+    assert f"landmarks of 25/25 frames written to {out}" in capsys.readouterr().out
+
+
+def test_samples_make_writes_a_cohort_manifest(tmp_path, capsys):
+    out = tmp_path / "cohort"
+    assert main(["samples", "make", "--out", str(out), "--participants", "2", "--seconds", "1"]) == 0
+    manifest = out / "manifest.csv"
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["participant"] for row in rows] == ["p000", "p001"]
+    assert all((out / row["video"]).is_file() for row in rows)
+    assert str(manifest) in capsys.readouterr().out
+
+
+def test_missing_video_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    missing = tmp_path / "missing.mp4"
+    assert main(["regions", str(missing), "--out", str(tmp_path / "x.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("expresso-xai: error:"), captured.err
+    assert "missing.mp4" in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_demo_draws_the_shipped_sample(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("EXPRESSO_XAI_SAMPLES", raising=False)  # the repository's data_samples/
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    figure = out / "participant_high_regions.png"
+    assert_png(figure)
+    printed = capsys.readouterr().out
+    assert str(figure.resolve()) in printed, printed
+    assert "found in 250/250 frames" in printed, printed
