@@ -14,10 +14,13 @@ Example:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import errors, faces, regions, samples
+from . import errors, faces, models, regions, samples
 from .faces import FaceTrack, read_openface, track_faces
 from .regions import FaceCrop, RegionMap, RegionScheme, region_map
 from .video import Clip, Video, iter_clips, load_video, stream_video
+from .explain import explain
+from .cube import open_cube
+from . import figures
 
 try:
     __version__ = version("expresso-xai")
@@ -25,7 +28,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
-    "Clip", "FaceCrop", "FaceTrack", "RegionMap", "RegionScheme", "Video", "errors", "faces",
+    "Clip", "FaceCrop", "explain", "figures", "models", "open_cube", "FaceTrack", "RegionMap", "RegionScheme", "Video", "errors", "faces",
     "iter_clips", "load_video", "read_openface", "region_map", "regions", "samples",
     "stream_video", "track_faces",
 ]

@@ -45,3 +45,19 @@ class TruncatedVideoWarning(ExpressoWarning):
 
 class NoFaceWarning(ExpressoWarning):
     """Some or all frames of a video have no face."""
+
+
+class ModelError(ExpressoError, ValueError):
+    """A model cannot be driven as asked: wrong layout, output shape, target or layer."""
+
+
+class ModelOutputError(ModelError):
+    """A model's output is unusable: wrong shape, or NaN/infinite values."""
+
+
+class MethodError(ExpressoError, ValueError):
+    """An explanation method is unknown or was given options it does not take."""
+
+
+class CubeError(ExpressoError, ValueError):
+    """An attribution cube does not fit the schema, or a file holds no cube (or is missing)."""

@@ -210,11 +210,13 @@ class Clip:
         indices: ``(L,)`` index of each frame in the source video. When the video is
             shorter than the clip, the last frame is repeated and so is its index.
         n_valid: how many frames are real (the rest repeat the last frame).
+        timestamps: ``(L,)`` seconds of each frame (as the indices, repeats included).
     """
 
     frames: np.ndarray
     indices: np.ndarray
     n_valid: int
+    timestamps: np.ndarray | None = None
 
 
 def _to_rgb(frames: np.ndarray, channel_order: str = "BGR") -> np.ndarray:
@@ -430,17 +432,18 @@ def iter_clips(
         raise ValueError("length and stride must be at least 1")
     chunks = [video] if isinstance(video, Video) else stream_video(video, chunk_size=chunk_size)
     buffer: np.ndarray | None = None  # frames not yet fully consumed
+    stamps: np.ndarray | None = None  # their timestamps
     buffer_start = 0  # source index of buffer[0]
     next_start = 0  # source index where the next clip starts
     last_emitted_end = -1
     emitted = False
     for chunk in chunks:
-        frames = chunk.frames
         if buffer is None:
-            buffer, buffer_start = frames, chunk.start
+            buffer, stamps, buffer_start = chunk.frames, chunk.timestamps, chunk.start
             next_start = last_emitted_end = chunk.start
         else:
-            buffer = np.concatenate([buffer, frames])
+            buffer = np.concatenate([buffer, chunk.frames])
+            stamps = np.concatenate([stamps, chunk.timestamps])
         buffer_end = buffer_start + len(buffer)
         while next_start + length <= buffer_end:
             offset = next_start - buffer_start
@@ -448,13 +451,14 @@ def iter_clips(
                 buffer[offset : offset + length].copy(),
                 np.arange(next_start, next_start + length),
                 length,
+                stamps[offset : offset + length].copy(),
             )
             last_emitted_end = next_start + length
             emitted = True
             next_start += stride
         keep_from = min(next_start, max(buffer_end - length, 0)) - buffer_start
         keep_from = max(keep_from, 0)
-        buffer = buffer[keep_from:]
+        buffer, stamps = buffer[keep_from:], stamps[keep_from:]
         buffer_start += keep_from
     if buffer is None:
         return
@@ -463,7 +467,8 @@ def iter_clips(
         pad = length - len(buffer)
         frames = np.concatenate([buffer, np.repeat(buffer[-1:], pad, axis=0)])
         indices = np.concatenate([np.arange(buffer_start, total), np.full(pad, total - 1)])
-        yield Clip(frames, indices, len(buffer))
+        times = np.concatenate([stamps, np.repeat(stamps[-1:], pad)])
+        yield Clip(frames, indices, len(buffer), times)
     elif last_emitted_end < total:
         offset = total - length - buffer_start
-        yield Clip(buffer[offset:].copy(), np.arange(total - length, total), length)
+        yield Clip(buffer[offset:].copy(), np.arange(total - length, total), length, stamps[offset:].copy())

@@ -9,6 +9,7 @@ console script is checked once, so a broken entry point is caught too.
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,13 @@ def test_regions_draws_the_region_map(video_path, tmp_path, capsys, scheme):
     printed = capsys.readouterr().out
     assert f"figure     {out}" in printed, printed
     assert "found in 25/25 frames" in printed, printed
-    assert "right_eye" in printed or "left_eye" in printed or "forehead" in printed, printed
+    # the biggest regions are listed, and they are the chosen scheme's own
+    listed = re.search(r"^regions +(.*), \.\.\.$", printed, re.MULTILINE)
+    assert listed, printed
+    names = {item.split()[0] for item in listed.group(1).split(", ")}
+    assert len(names) == 6 and names <= set(ex.regions.get_scheme(scheme).names), (scheme, names)
+    if scheme == "partition":  # regions that boxes do not have: the map is a partition
+        assert names - set(ex.regions.get_scheme("boxes").names), names
 
 
 def test_landmarks_are_saved_for_every_frame(video_path, tmp_path, capsys):
@@ -96,3 +103,21 @@ def test_demo_draws_the_shipped_sample(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert str(figure.resolve()) in printed, printed
     assert "found in 250/250 frames" in printed, printed
+
+
+@pytest.mark.parametrize("mistake", ["directory", "not_a_video", "frame_out_of_range", "unknown_sample"])
+def test_other_mistakes_are_clear_errors_not_tracebacks(video_path, tmp_path, capsys, mistake):
+    """Every user mistake ends with ``expresso-xai: error: ...`` naming what was wrong
+    and exit code 2, the way a missing file does."""
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("these are notes, not a video\n")
+    argv, named = {
+        "directory": (["regions", str(tmp_path), "--out", str(tmp_path / "x.png")], str(tmp_path)),
+        "not_a_video": (["regions", str(not_a_video), "--out", str(tmp_path / "x.png")], "notes.mp4"),
+        "frame_out_of_range": (["regions", str(video_path), "--out", str(tmp_path / "x.png"), "--frame", "99"], "99"),
+        "unknown_sample": (["demo", "--out", str(tmp_path / "demo"), "--sample", "nobody"], "nobody"),
+    }[mistake]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "expresso-xai: error:" in captured.err, captured.err  # after a progress bar, perhaps
+    assert named in captured.err and "Traceback" not in captured.err

@@ -178,6 +178,16 @@ def test_score_is_planted_in_long_closures_by_the_stated_rule():
     assert truth["score"] == SCORE_MAX
 
 
+@pytest.mark.parametrize("seconds", [0.4, 1.0])
+def test_events_stay_inside_even_a_very_short_clip(seconds):
+    """A clip shorter than the shortest long closure (0.5 s) still keeps every event
+    inside its frames (``end <= n_frames``), so ``truth`` never points past the video."""
+    truth = render(SampleSpec(seed=0, seconds=seconds, score=63, size=64)).truth
+    n = truth["n_frames"]
+    outside = [event for event in truth["events"] if not 0 <= event["start"] < event["end"] <= n]
+    assert not outside, f"{n}-frame clip has events past its end: {outside}"
+
+
 def test_no_score_means_no_long_closures():
     truth = render(SampleSpec(seed=4, seconds=2, score=None, **BUSY)).truth
     assert truth["score"] is None and truth["closed_fraction"] == 0

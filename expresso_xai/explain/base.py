@@ -1,0 +1,206 @@
+"""What an explanation method is, the registry of methods, and what each clip gives them.
+
+A method is a small class with one verb, :meth:`Method.attribute`, that takes a
+:class:`ClipContext` (one clip, already cropped and preprocessed, with its region map)
+and returns a :class:`MethodResult`: either per-pixel attributions, which the engine pools
+into regions, or region × time values directly (perturbation methods whose features are
+regions). Methods register themselves by name with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import MethodError, ModelError, ModelOutputError
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register(cls: type["Method"]) -> type["Method"]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str, options: dict | None = None) -> "Method":
+    """An instance of a registered method, with its options checked."""
+    if name not in METHODS:
+        raise MethodError(f"unknown method {name!r}; registered methods: {sorted(METHODS)}")
+    return METHODS[name](**(options or {}))
+
+
+@dataclass
+class MethodResult:
+    """What a method gives for one clip.
+
+    Exactly one of ``pixels`` and ``region_time`` is set:
+        pixels: ``(L, H, W)`` float64 attribution per pixel, summed over colour channels.
+        region_time: ``(L, R)`` float64 attribution per frame and region.
+        pixel_map: for ``region_time`` methods, an ``(L, H, W)`` map whose region sums
+            equal ``region_time`` (used for overlays when pixels are kept).
+        stats: per-clip numbers stored in the cube (e.g. steps, completeness error).
+        passes: forward(+backward) passes the method ran.
+    """
+
+    pixels: np.ndarray | None = None
+    region_time: np.ndarray | None = None
+    pixel_map: np.ndarray | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    passes: int = 0
+
+
+@dataclass
+class ClipContext:
+    """One clip, ready to be explained.
+
+    Attributes:
+        model: the :class:`~expresso_xai.models.VideoModel`.
+        x: ``(1, ...)`` preprocessed input in the model's layout.
+        frames: ``(L, H, W, 3)`` uint8 model-input frames (for baselines made in pixels).
+        region_map: the clip's :class:`~expresso_xai.RegionMap`.
+        target: output index explained.
+        device: torch device.
+        seed: seed for stochastic methods (per clip).
+        batch_size: perturbations or steps per forward (``None``: let the engine choose).
+        cache: results shared between methods of the same clip.
+        gradient_layer: the layer whose activation and gradient the shared pass keeps
+            (set by the engine when Grad-CAM runs).
+    """
+
+    model: Any
+    x: Any
+    frames: np.ndarray
+    region_map: Any
+    target: int
+    device: Any = "cpu"
+    seed: int = 0
+    batch_size: int | None = None
+    cache: dict = field(default_factory=dict)
+    gradient_layer: Any = None
+
+    def baseline(self, kind):
+        """A baseline input in the model's layout: ``"black"``, ``"blur"`` (Gaussian blur
+        of each frame, sigma = 1/20 of the side), ``"mean"`` (per-pixel mean over the
+        clip), ``"zero"`` (zeros in model space), or a tensor."""
+        import torch
+
+        if isinstance(kind, torch.Tensor):
+            if kind.shape != self.x.shape:
+                raise MethodError(f"baseline tensor has shape {tuple(kind.shape)}, input {tuple(self.x.shape)}")
+            return kind.to(self.x.device, self.x.dtype)
+        key = ("baseline", kind)
+        if key not in self.cache:
+            if kind == "zero":
+                value = torch.zeros_like(self.x)
+            elif kind == "black":
+                value = self.model.preprocess(np.zeros_like(self.frames), self.device)
+            elif kind == "blur":
+                import cv2
+
+                sigma = max(self.frames.shape[1:3]) / 20.0
+                blurred = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in self.frames])
+                value = self.model.preprocess(blurred, self.device)
+            elif kind == "mean":
+                mean = self.frames.astype(np.float64).mean(axis=0, keepdims=True)
+                value = self.model.preprocess(
+                    np.repeat(np.round(mean).astype(np.uint8), len(self.frames), axis=0), self.device
+                )
+            else:
+                raise MethodError(f"unknown baseline {kind!r}; use 'black', 'blur', 'mean', 'zero' or a tensor")
+            self.cache[key] = value
+        return self.cache[key]
+
+    def output(self, x=None):
+        """Target output for a batch (no gradient), checked for shape and NaN."""
+        import torch
+
+        with torch.no_grad():
+            out = self.model(self.x if x is None else x)
+        check_output(out, self.model, self.target)
+        return out[:, self.target]
+
+
+def check_output(out, model, target: int) -> None:
+    """Raise a clear error for NaN outputs or a target outside the outputs."""
+    import torch
+
+    if not bool(torch.isfinite(out).all()):
+        raise ModelOutputError(f"{model.name} returned NaN or infinite outputs; check the weights and the input")
+    if not 0 <= target < out.shape[1]:
+        raise ModelError(f"target {target} is out of range: {model.name} has {out.shape[1]} outputs (0..{out.shape[1] - 1})")
+
+
+class Method:
+    """Base class of explanation methods: one verb, :meth:`attribute`.
+
+    Subclasses set ``name``, ``defaults`` (their options and default values) and
+    ``shares_gradient`` (True when they need only the gradient of the target output,
+    so the engine can give them one shared forward+backward pass).
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    shares_gradient: ClassVar[bool] = False
+    region_features: ClassVar[bool] = False  # features are regions (needs a partition)
+
+    def __init__(self, **options):
+        unknown = set(options) - set(self.defaults)
+        if unknown:
+            raise MethodError(
+                f"{self.name} does not take {sorted(unknown)}; its options: "
+                + (", ".join(f"{k}={v!r}" for k, v in self.defaults.items()) or "none")
+            )
+        self.options = {**self.defaults, **options}
+
+    def attribute(self, ctx: ClipContext) -> MethodResult:
+        raise NotImplementedError
+
+    def params(self) -> dict:
+        """Options as stored in the cube's attrs (JSON-friendly)."""
+        out = {}
+        for key, value in self.options.items():
+            out[key] = value if isinstance(value, (str, int, float, bool, type(None), list, tuple)) else repr(value)
+        return out
+
+
+def shared_gradients(ctx: ClipContext) -> dict:
+    """One forward and one backward pass of the target output, giving the gradient at
+    the input and, when the engine set ``ctx.gradient_layer``, that layer's activation
+    and gradient. Cached on the clip, so every gradient-sharing method uses one pass.
+    """
+    import torch
+
+    if "gradients" in ctx.cache:
+        return ctx.cache["gradients"]
+    x = ctx.x.detach().clone().requires_grad_(True)
+    captured: dict = {}
+    handle = None
+    if ctx.gradient_layer is not None:
+        def hook(_module, _inputs, output):
+            if not isinstance(output, torch.Tensor):
+                raise ModelError(f"the Grad-CAM layer returns {type(output).__name__}, not a tensor")
+            captured["activation"] = output
+            output.register_hook(lambda grad: captured.__setitem__("gradient", grad))
+
+        handle = ctx.gradient_layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            out = ctx.model(x)
+            check_output(out, ctx.model, ctx.target)
+            out[:, ctx.target].sum().backward()
+    finally:
+        if handle is not None:
+            handle.remove()
+    result = {
+        "input_gradient": x.grad.detach(),
+        "output": out.detach(),
+        "activation": captured["activation"].detach() if "activation" in captured else None,
+        "layer_gradient": captured.get("gradient"),
+    }
+    ctx.cache["gradients"] = result
+    return result

@@ -1,0 +1,239 @@
+"""The adapter that lets the explanation engine drive any video ``torch.nn.Module``.
+
+:class:`VideoModel` owns, in one place, everything that depends on the model: the input
+layout (``NCTHW`` or ``NTCHW``), the clip length and input size, normalisation, how to
+read its output (tensor, tuple, or a Hugging Face ``ModelOutput`` with ``.logits``), and
+which layer Grad-CAM reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ModelError, ModelOutputError
+
+#: Kinetics-400 normalisation used by torchvision's video models.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+LAYOUTS = ("NCTHW", "NTCHW")
+
+
+def _first_tensor(output):
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, dict) and isinstance(output.get("logits"), torch.Tensor):
+        return output["logits"]
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise ModelOutputError(
+        f"model returned {type(output).__name__}; expected a tensor, a tuple starting with "
+        "one, or an object with .logits"
+    )
+
+
+class VideoModel:
+    """A video model ready to be explained.
+
+    Build it with :func:`wrap`. Calling it on a preprocessed batch returns ``(N, K)``
+    outputs; :meth:`preprocess` turns uint8 RGB frames into that batch.
+
+    Attributes:
+        module: the wrapped ``torch.nn.Module`` (put in eval mode).
+        layout: ``"NCTHW"`` or ``"NTCHW"``.
+        clip_length: frames per clip the model takes.
+        input_size: ``(height, width)`` of its frames.
+        output: ``"regression"`` or ``"logits"``.
+        name: a label for cubes and figures.
+    """
+
+    def __init__(self, module, layout: str = "NCTHW", clip_length: int = 16,
+                 input_size: tuple[int, int] = (112, 112), mean: Sequence[float] = KINETICS_MEAN,
+                 std: Sequence[float] = KINETICS_STD, output: str = "regression",
+                 gradcam_layer: str | None = None, name: str | None = None):
+        import torch
+
+        if not isinstance(module, torch.nn.Module):
+            raise ModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
+        if layout not in LAYOUTS:
+            raise ModelError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if output not in ("regression", "logits"):
+            raise ModelError(f"output must be 'regression' or 'logits', got {output!r}")
+        self.module = module.eval()
+        self.layout = layout
+        self.clip_length = int(clip_length)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+        self.output = output
+        self.name = name or type(module).__name__
+        self._gradcam_layer_name = gradcam_layer
+        self._candidates: list[str] | None = None
+
+    # --- input ----------------------------------------------------------------------
+    @property
+    def channel_dim(self) -> int:
+        """Axis of colour channels in the model's input."""
+        return 1 if self.layout == "NCTHW" else 2
+
+    @property
+    def time_dim(self) -> int:
+        return 2 if self.layout == "NCTHW" else 1
+
+    def preprocess(self, frames: np.ndarray, device="cpu"):
+        """uint8 RGB ``(T, H, W, 3)`` or ``(N, T, H, W, 3)`` → normalised float tensor in
+        the model's layout, ``(N, C, T, H, W)`` or ``(N, T, C, H, W)``."""
+        import torch
+
+        frames = np.asarray(frames)
+        if frames.ndim == 4:
+            frames = frames[None]
+        if frames.ndim != 5 or frames.shape[-1] != 3:
+            raise ModelError(f"frames must be (T, H, W, 3) or (N, T, H, W, 3) RGB, got {frames.shape}")
+        if tuple(frames.shape[2:4]) != self.input_size:
+            raise ModelError(f"frames are {frames.shape[2]}x{frames.shape[3]} but the model takes "
+                             f"{self.input_size[0]}x{self.input_size[1]}; crop them with FaceCrop(size=...)")
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(device=device, dtype=torch.float32) / 255.0
+        x = (x - self.mean.to(device)) / self.std.to(device)  # (N, T, H, W, C)
+        if self.layout == "NCTHW":
+            return x.permute(0, 4, 1, 2, 3).contiguous()
+        return x.permute(0, 1, 4, 2, 3).contiguous()
+
+    def to_pixels(self, attribution) -> np.ndarray:
+        """Model-layout attribution ``(N, C, T, H, W)``/``(N, T, C, H, W)`` → ``(N, T, H, W)``
+        float64, summed over colour channels."""
+        return attribution.detach().sum(dim=self.channel_dim).double().cpu().numpy()
+
+    # --- output ---------------------------------------------------------------------
+    def __call__(self, x):
+        """``(N, K)`` outputs of a preprocessed batch (the forward Captum sees)."""
+        out = _first_tensor(self.module(x))
+        if out.ndim == 1:
+            out = out[:, None]
+        if out.ndim != 2 or out.shape[0] != x.shape[0]:
+            raise ModelOutputError(
+                f"{self.name} returned shape {tuple(out.shape)} for a batch of {x.shape[0]}; "
+                "expected (N, K) scores (or (N,) for one regression output)"
+            )
+        return out
+
+    forward = __call__
+
+    # --- Grad-CAM layer -------------------------------------------------------------
+    def named_layers(self) -> dict:
+        return dict(self.module.named_modules())
+
+    def candidate_layers(self, device="cpu") -> list[str]:
+        """Layers with a spatio-temporal output (5-D, more than one position), in the
+        order they finish during a forward pass: what Grad-CAM can read."""
+        import torch
+
+        if self._candidates is None:
+            finished: list[str] = []
+            hooks = []
+            for name, layer in self.module.named_modules():
+                if not name:
+                    continue
+
+                def hook(_layer, _inputs, output, name=name):
+                    if isinstance(output, torch.Tensor) and output.ndim == 5 and int(np.prod(output.shape[2:])) > 1:
+                        finished.append(name)
+
+                hooks.append(layer.register_forward_hook(hook))
+            try:
+                with torch.no_grad():
+                    self(self.probe_input(device))
+            finally:
+                for handle in hooks:
+                    handle.remove()
+            self._candidates = list(dict.fromkeys(finished))
+        return list(self._candidates)
+
+    def probe_input(self, device="cpu", batch: int = 1):
+        import torch
+
+        shape = [batch, 3, self.clip_length, *self.input_size]
+        if self.layout == "NTCHW":
+            shape = [batch, self.clip_length, 3, *self.input_size]
+        return torch.zeros(shape, device=device)
+
+    @property
+    def gradcam_layer_name(self) -> str:
+        """Name of the layer Grad-CAM reads: the one given to :func:`wrap`, else the last
+        layer with a spatio-temporal output (the last 3-D convolutional block)."""
+        if self._gradcam_layer_name is None:
+            candidates = self.candidate_layers()
+            if not candidates:
+                raise ModelError(
+                    f"{self.name} has no layer with a spatio-temporal (5-D) output, so Grad-CAM has "
+                    "nothing to read; pass gradcam_layer= to wrap(), or use saliency, "
+                    "integrated_gradients or occlusion"
+                )
+            self._gradcam_layer_name = candidates[-1]
+        return self._gradcam_layer_name
+
+    @property
+    def gradcam_layer(self):
+        layers = self.named_layers()
+        name = self.gradcam_layer_name
+        if name not in layers:
+            candidates = self.candidate_layers()
+            raise ModelError(f"{self.name} has no layer {name!r}; layers Grad-CAM can read: {candidates}")
+        return layers[name]
+
+    # --- provenance -----------------------------------------------------------------
+    def weights_hash(self) -> str:
+        """SHA-256 of the parameters and buffers (names, shapes and values)."""
+        digest = hashlib.sha256()
+        for key, tensor in sorted(self.module.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(str(tuple(tensor.shape)).encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def describe(self) -> str:
+        """What the adapter inferred, as text."""
+        try:
+            layer = self.gradcam_layer_name
+        except ModelError as exc:
+            layer = f"none ({exc})"
+        return (
+            f"{self.name}: layout {self.layout}, clips of {self.clip_length} frames at "
+            f"{self.input_size[0]}x{self.input_size[1]}, output {self.output}, Grad-CAM layer {layer}"
+        )
+
+    def __repr__(self) -> str:
+        return f"VideoModel({self.describe()})"
+
+
+def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple[int, int] = (112, 112),
+         mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD,
+         output: str = "regression", gradcam_layer: str | None = None, name: str | None = None) -> VideoModel:
+    """Wrap any video ``nn.Module`` for :func:`expresso_xai.explain`.
+
+    Args:
+        module: takes a float tensor in ``layout`` and returns ``(N, K)`` scores (a tensor,
+            a tuple starting with one, or an object with ``.logits``).
+        layout: ``"NCTHW"`` (torchvision video models) or ``"NTCHW"`` (many transformers).
+        clip_length, input_size: frames per clip and their ``(height, width)``.
+        mean, std: per-channel normalisation of RGB in ``[0, 1]`` (default Kinetics).
+        output: ``"regression"`` (one score) or ``"logits"`` (classes).
+        gradcam_layer: name of the layer Grad-CAM reads (default: the last layer with a
+            spatio-temporal output).
+
+    Example:
+        >>> import torch, expresso_xai as ex
+        >>> net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...                           torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(4, 1))
+        >>> model = ex.models.wrap(net, clip_length=16, input_size=(64, 64), name="tiny")
+        >>> model.describe()
+        'tiny: layout NCTHW, clips of 16 frames at 64x64, output regression, Grad-CAM layer 1'
+    """
+    return VideoModel(module, layout, clip_length, input_size, mean, std, output, gradcam_layer, name)
