@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .errors import ExpressoError
+from .samples import SHIPPED
 
 log = logging.getLogger("expresso_xai")
 
@@ -31,8 +32,12 @@ def _regions(video_path: str, out: Path, frame: int | None, scheme: str, size: i
     from .faces import track_faces
     from .video import load_video
 
+    from .errors import RegionError
+
     started = time.perf_counter()
     video = load_video(video_path, max_frames=max_frames)
+    if frame is not None and not 0 <= frame < video.n_frames:
+        raise RegionError(f"{video_path}: --frame {frame} is outside its {video.n_frames} frames (0..{video.n_frames - 1})")
     faces = track_faces(video, progress=progress)
     faces.require_face("drawing regions")
     crop = regions.FaceCrop.from_track(faces, size=(size, size))
@@ -113,8 +118,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes read like every other error: ``expresso-xai: error: ...``, exit 2."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"expresso-xai: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="expresso-xai", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="expresso-xai", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -148,13 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo on a shipped sample")
     demo.add_argument("--out", default="demo_output")
-    demo.add_argument("--sample", default="participant_high")
+    demo.add_argument("--sample", default="participant_high", choices=sorted(SHIPPED))
     demo.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage mistake already explained on stderr
+        return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -179,8 +179,7 @@ def _schedule(spec: SampleSpec, rng, n_frames: int):
         attempts += 1
         length = int(round(rng.uniform(0.6, 2.0) * fps))
         length = min(length, int(np.ceil(closed_target * n_frames - held)) + 4, n_frames)
-        if length < int(0.5 * fps):
-            length = int(0.5 * fps)
+        length = min(max(length, int(0.5 * fps)), n_frames)
         start = int(rng.integers(0, max(1, n_frames - length + 1)))
         if busy_eyes[max(0, start - 4) : start + length + 4].any():
             continue
@@ -570,10 +569,14 @@ def make_cohort(
         spec = SampleSpec(seed=seed * 100_003 + i, seconds=seconds, size=size, score=float(targets[i]),
                           face_scale=float(rng.uniform(0.95, 1.1)), name=name)
         truth_path = out_dir / f"{name}.json"
-        if truth_path.exists() and (out_dir / f"{name}.mp4").exists():
+        truth = None
+        if all((out_dir / f"{name}{suffix}").exists() for suffix in _SUFFIX.values()):
             truth = json.loads(truth_path.read_text())
-        else:
-            truth = write_sample(render(spec), out_dir, name) and json.loads(truth_path.read_text())
+            if truth.get("spec") != json.loads(json.dumps(asdict(spec))):
+                truth = None  # written with other settings: make it again
+        if truth is None:
+            write_sample(render(spec), out_dir, name)
+            truth = json.loads(truth_path.read_text())
         rows.append({"video": f"{name}.mp4", "participant": name, "score": truth["score"], "split": split_of[i]})
     manifest = out_dir / "manifest.csv"
     with manifest.open("w", newline="") as handle:

@@ -277,7 +277,7 @@ def test_targets_must_exist(clip_video, clip_faces):
     with pytest.raises(ModelError, match="3 outputs; pass target="):
         ex.explain(model, clip_video, faces=clip_faces, methods=["saliency"], progress=False)
     cube = ex.explain(model, clip_video, faces=clip_faces, methods=["saliency"], target="predicted", progress=False)
-    assert cube.attrs["target"] == "predicted" and set(cube.target.values) <= {0, 1, 2}
+    assert cube.attrs["target"] == "predicted" and set(cube.clip_target.values) <= {0, 1, 2}
 
 
 def test_a_missing_gradcam_layer_lists_the_candidates(clip_video, clip_faces):

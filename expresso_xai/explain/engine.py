@@ -307,7 +307,7 @@ def explain(
         clip_prediction=np.asarray(clip_predictions, np.float32),
         target="regression" if target is None else ("predicted" if target == "predicted" else int(target)),
         pixels=pixels,
-        clip_stats={"target": np.asarray(clip_targets), **{k: np.asarray(v) for k, v in clip_stats.items()}},
+        clip_stats={"clip_target": np.asarray(clip_targets), **{k: np.asarray(v) for k, v in clip_stats.items()}},
         attrs=attrs,
     )
 
