@@ -5,6 +5,9 @@ Sub-commands:
 * ``expresso-xai regions VIDEO --out PNG`` — track the face and draw the region map
   over a frame (what ``make demo`` runs).
 * ``expresso-xai landmarks VIDEO --out NPZ`` — track the face and save the landmarks.
+* ``expresso-xai explain VIDEO --model demo|PATH --methods ... --out cube.nc`` — explain
+  a video and write the attribution cube.
+* ``expresso-xai inspect cube.nc`` — summarise a cube.
 * ``expresso-xai samples make --out DIR`` — generate a synthetic cohort.
 * ``expresso-xai samples ship`` — regenerate the shipped samples in ``data_samples/``.
 * ``expresso-xai demo --out DIR`` — the demo on a shipped sample.
@@ -72,6 +75,93 @@ def cmd_regions(args) -> int:
     return 0
 
 
+def _top_lines(cube, k: int = 3) -> list[str]:
+    """One line per explainer: its regions with the highest attribution per pixel."""
+    top = cube.xai.top(k=k, by="density", dim="region")
+    lines = []
+    for explainer in cube.xai.explainers:
+        rows = top[top.explainer == explainer]
+        lines.append(f"  {explainer:<22}" + ", ".join(f"{r.region} {r.value:+.3g}" for r in rows.itertuples()))
+    return lines
+
+
+def _explain_video(video_path: str, model_name: str, methods: list[str], out: Path, openface: str | None,
+                   regions: str, stride: int, keep_pixels: bool, progress: bool = True,
+                   max_frames: int | None = None):
+    from . import models
+    from .explain import explain
+    from .faces import read_openface
+    from .video import load_video
+
+    model = models.load(model_name)
+    video = load_video(video_path, max_frames=max_frames)
+    faces, action_units = (None, None)
+    if openface:
+        faces, action_units = read_openface(openface, frame_size=(video.height, video.width))
+        if max_frames is not None and len(faces) >= video.n_frames:
+            faces, action_units = faces[: video.n_frames], action_units.isel(time=slice(0, video.n_frames))
+        if len(faces) != video.n_frames:
+            from .errors import OpenFaceFormatError
+
+            raise OpenFaceFormatError(f"{openface}: {len(faces)} rows but {video_path} has {video.n_frames} frames")
+    cube = explain(model, video, faces=faces, methods=methods, regions=regions, stride=stride,
+                   keep_pixels=keep_pixels, progress=progress)
+    if action_units is not None:
+        cube["au_intensity"] = (("time", "au"), action_units.values)
+        cube["au_presence"] = (("time", "au"), action_units.presence.values)
+        cube = cube.assign_coords(au=action_units.au.values)
+        cube.attrs["openface_csv"] = str(openface)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".zarr":
+        cube.xai.to_zarr(out)
+    else:
+        cube.xai.to_netcdf(out)
+    return cube
+
+
+def cmd_explain(args) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    out = Path(args.out)
+    cube = _explain_video(args.video, args.model, methods, out, args.openface, args.regions, args.stride,
+                          args.keep_pixels, max_frames=args.max_frames)
+    print(f"explained {args.video} with {cube.attrs['model_name']}: {cube.sizes['time']} frames, "
+          f"{cube.sizes['clip']} clips, methods {', '.join(methods)}")
+    print("highest attribution per pixel (summed over time):")
+    print("\n".join(_top_lines(cube)))
+    print(f"cube       {out}  (open with expresso_xai.open_cube or xarray.open_dataset)")
+    if args.figure:
+        from .figures import region_time_heatmap
+
+        figure = Path(args.figure)
+        region_time_heatmap(cube, methods[0], value="density", path=figure)
+        print(f"figure     {figure}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    import json
+
+    from .cube import open_cube
+
+    cube = open_cube(args.cube)
+    attrs = cube.attrs
+    print(f"cube       {args.cube}")
+    print(f"model      {attrs.get('model_name')} (weights sha256 {str(attrs.get('model_hash'))[:12]}...)")
+    print(f"video      {attrs.get('video_source')} ({cube.sizes['time']} frames, "
+          f"{float(cube.seconds[-1]):.2f} s, face in {int(cube.face_found.sum())})")
+    print(f"regions    {attrs.get('region_scheme')}: {', '.join(cube.xai.regions)}")
+    print(f"explainers {', '.join(cube.xai.explainers)}")
+    print("highest attribution per pixel (summed over time):")
+    print("\n".join(_top_lines(cube)))
+    if "integrated_gradients_converged" in cube:
+        converged = cube.integrated_gradients_converged.values
+        print(f"integrated gradients: {int(converged.sum())}/{len(converged)} clips within tolerance, "
+              f"worst completeness error {float(cube.integrated_gradients_completeness_error.max()):.2%}, "
+              f"steps {int(cube.integrated_gradients_steps.min())}-{int(cube.integrated_gradients_steps.max())}")
+    print(f"created    {attrs.get('created')}; methods {json.dumps(cube.xai.params())}")
+    return 0
+
+
 def cmd_landmarks(args) -> int:
     import numpy as np
 
@@ -106,15 +196,33 @@ def cmd_samples_ship(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .samples import sample_path
+    from .figures import region_time_heatmap
+    from .samples import load_truth, sample_path
 
     out_dir = Path(args.out)
     video_path = sample_path(args.sample)
-    out = out_dir / f"{args.sample}_regions.png"
-    result = _regions(str(video_path), out, None, "partition", 112, None)
-    print("expresso-xai demo: landmarks and facial regions of a shipped sample video")
-    _print_regions_summary(result, out)
-    print(f"\nOpen {out.resolve()} to see the region map the model will be explained with.")
+    regions_png = out_dir / f"{args.sample}_regions.png"
+    result = _regions(str(video_path), regions_png, None, "partition", 64, None)
+    print("expresso-xai demo: explain a shipped sample video with the demo model")
+    _print_regions_summary(result, regions_png)
+    methods = ["gradcam", "integrated_gradients", "occlusion"]
+    cube_path = out_dir / f"{args.sample}.nc"
+    started = time.perf_counter()
+    cube = _explain_video(str(video_path), "demo", methods, cube_path, None, "partition", 8, False)
+    truth = load_truth(args.sample)
+    print(f"explained  {len(methods)} methods over {cube.sizes['clip']} clips in {time.perf_counter() - started:.0f} s; "
+          f"predicted score {float(cube.prediction.mean()):.1f} (true {truth['score']:.1f})")
+    print("highest attribution per pixel (summed over time):")
+    print("\n".join(_top_lines(cube)))
+    figures = []
+    for method in methods:
+        figure = out_dir / f"{args.sample}_{method}"
+        region_time_heatmap(cube, method, value="density", path=figure)
+        figures.append(figure.with_suffix(".png"))
+    print(f"cube       {cube_path}")
+    print(f"figures    {', '.join(str(f) for f in figures)} (and .pdf)")
+    print(f"\nLook at {figures[0].resolve()}: the eyes light up during the long eye closures "
+          f"(ground truth: {sum(e['type'] == 'long_closure' for e in truth['events'])} closures in {args.sample}.json).")
     return 0
 
 
@@ -139,6 +247,24 @@ def build_parser() -> argparse.ArgumentParser:
     regions.add_argument("--size", type=int, default=112, help="model input side in pixels")
     regions.add_argument("--max-frames", type=int, default=None)
     regions.set_defaults(func=cmd_regions)
+
+    explain = commands.add_parser("explain", help="explain a video and write the attribution cube")
+    explain.add_argument("video")
+    explain.add_argument("--model", default="demo", help="'demo' or the path of a TorchScript model")
+    explain.add_argument("--methods", default="gradcam,integrated_gradients,occlusion",
+                         help="comma-separated registered methods")
+    explain.add_argument("--out", default="cube.nc", help="cube file (.nc or .zarr)")
+    explain.add_argument("--openface", default=None, help="OpenFace 2.0 CSV: its landmarks and action units")
+    explain.add_argument("--regions", default="partition", choices=["partition", "boxes"])
+    explain.add_argument("--stride", type=int, default=8)
+    explain.add_argument("--max-frames", type=int, default=None, help="explain only the first N frames")
+    explain.add_argument("--keep-pixels", action="store_true", help="store per-pixel maps for overlays")
+    explain.add_argument("--figure", default=None, help="also write the first method's region x time heatmap")
+    explain.set_defaults(func=cmd_explain)
+
+    inspect = commands.add_parser("inspect", help="summarise an attribution cube")
+    inspect.add_argument("cube")
+    inspect.set_defaults(func=cmd_inspect)
 
     landmarks = commands.add_parser("landmarks", help="track 68 landmarks and save them (.npz)")
     landmarks.add_argument("video")

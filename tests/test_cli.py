@@ -121,3 +121,55 @@ def test_other_mistakes_are_clear_errors_not_tracebacks(video_path, tmp_path, ca
     captured = capsys.readouterr()
     assert "expresso-xai: error:" in captured.err, captured.err  # after a progress bar, perhaps
     assert named in captured.err and "Traceback" not in captured.err
+
+
+@pytest.fixture(scope="module")
+def scripted_model(tmp_path_factory) -> Path:
+    """A small 3-D CNN saved as TorchScript, as a user would ship their own model."""
+    import warnings
+
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool3d(1),
+        torch.nn.Flatten(), torch.nn.Linear(4, 1),
+    )
+    path = tmp_path_factory.mktemp("model") / "small.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(net), str(path))
+    return path
+
+
+def test_explain_writes_a_cube_that_inspect_summarises(tmp_path, capsys, scripted_model):
+    video = ex.samples.sample_path("participant_low")
+    openface = ex.samples.sample_path("participant_low", "openface")
+    out = tmp_path / "cube.nc"
+    figure = tmp_path / "heat.png"
+    argv = ["explain", str(video), "--model", str(scripted_model), "--methods", "saliency,occlusion",
+            "--out", str(out), "--openface", str(openface), "--figure", str(figure), "--max-frames", "40"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "saliency" in printed and "occlusion" in printed and str(out) in printed
+    assert_png(figure)
+    cube = ex.open_cube(out)
+    assert cube.attribution.dims == ("explainer", "time", "region")
+    assert list(cube.explainer.values) == ["saliency", "occlusion"]
+    # the OpenFace landmarks were used and its action units travel with the cube
+    truth = ex.samples.load_truth("participant_low")
+    np.testing.assert_allclose(cube.au_intensity.sel(au="AU45").values,
+                               5 * np.array(truth["tracks"]["eye_closure"][:40]), atol=0.006)
+    assert main(["inspect", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert "small" in summary and "partition" in summary and "40 frames" in summary
+
+
+def test_explain_reports_what_a_scripted_model_cannot_do(tmp_path, capsys, scripted_model, video_path):
+    argv = ["explain", str(video_path), "--model", str(scripted_model), "--methods", "gradcam",
+            "--out", str(tmp_path / "c.nc")]
+    assert main(argv) == 2
+    assert "Grad-CAM" in capsys.readouterr().err
+    assert main(["explain", str(video_path), "--model", "nothing-here", "--out", str(tmp_path / "c.nc")]) == 2
+    assert "unknown model 'nothing-here'" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "none.nc")]) == 2

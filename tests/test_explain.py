@@ -320,3 +320,73 @@ def test_boxes_scheme_pools_gradient_methods(clip_video, clip_faces):
     cube = ex.explain(model, clip_video, faces=clip_faces, methods=["saliency"], regions="boxes", progress=False)
     assert list(cube.region.values) == list(ex.regions.BOX_REGIONS)
     assert cube.attrs["region_scheme"] == "boxes"
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_and_gives_the_same_cube(tmp_path):
+    from expresso_xai.explain import Method, MethodResult, register
+    from expresso_xai.explain.base import shared_gradients
+
+    video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=48)
+    faces = ex.track_faces(video, progress=False)
+    model = ex.models.wrap(small_cnn(), input_size=SIZE)
+    calls = []
+
+    @register
+    class Fragile(Method):
+        """Saliency that is interrupted (Ctrl-C) on its 4th clip, the first time round."""
+
+        name = "fragile_saliency"
+        defaults = {}
+        shares_gradient = True
+        interrupt = True
+
+        def attribute(self, ctx):
+            calls.append(ctx.seed)
+            if Fragile.interrupt and len(calls) == 4:
+                raise KeyboardInterrupt
+            return MethodResult(pixels=model.to_pixels(shared_gradients(ctx)["input_gradient"].abs())[0])
+
+    try:
+        methods = ["fragile_saliency", "integrated_gradients"]
+        checkpoint = tmp_path / "run.npz"
+        with pytest.raises(KeyboardInterrupt):
+            ex.explain(model, video, faces=faces, methods=methods, progress=False, checkpoint=checkpoint,
+                       checkpoint_every=1e9)
+        assert checkpoint.exists(), "the clips finished before Ctrl-C must be saved"
+        Fragile.interrupt = False
+        calls.clear()
+        resumed = ex.explain(model, video, faces=faces, methods=methods, progress=False, checkpoint=checkpoint)
+        assert len(calls) == 2, "only the clips not yet done are computed again"
+        assert not checkpoint.exists(), "a complete cube needs no checkpoint"
+        calls.clear()
+        fresh = ex.explain(model, video, faces=faces, methods=methods, progress=False)
+        assert len(calls) == 5
+        np.testing.assert_array_equal(resumed.attribution.values, fresh.attribution.values)
+        np.testing.assert_array_equal(resumed.integrated_gradients_steps.values,
+                                      fresh.integrated_gradients_steps.values)
+        np.testing.assert_array_equal(resumed.clip_start.values, fresh.clip_start.values)
+    finally:
+        METHODS.pop("fragile_saliency", None)
+
+
+def test_occlusion_equals_captum_feature_ablation_on_the_same_mask(clip_video, clip_crop, clip_regions):
+    from captum.attr import FeatureAblation
+
+    from expresso_xai.explain import ClipContext
+    from expresso_xai.explain.features import feature_mask, mask_tensor, values_per_feature
+    from expresso_xai.explain.occlusion import ablate
+
+    model = ex.models.wrap(small_cnn(5), input_size=SIZE)
+    frames = clip_crop.apply(clip_video)
+    ctx = ClipContext(model=model, x=model.preprocess(frames), frames=frames, region_map=clip_regions, target=0)
+    mask = feature_mask(clip_regions, 4)
+    baseline = ctx.baseline("blur")
+    with torch.no_grad():
+        captum = FeatureAblation(model).attribute(ctx.x, baselines=baseline, target=0,
+                                                  feature_mask=mask_tensor(model, mask, "cpu"))
+    expected = values_per_feature(captum, mask, model)
+    output = float(ctx.output()[0])
+    for per_eval in (1, 3):
+        ours = ablate(ctx, mask, baseline, per_eval)
+        # both are differences of float32 outputs: equal to a few units in the last place
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=8 * np.finfo(np.float32).eps * abs(output))

@@ -91,6 +91,8 @@ def explain(
     batch_size: int | str = "auto",
     seed: int = 0,
     crop: FaceCrop | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: float = 60.0,
     **method_options,
 ):
     """Explain a video model on a face video: attribution per method, frame and region.
@@ -110,6 +112,10 @@ def explain(
             fastest on the device, once per run.
         seed: seeds stochastic methods (smoothgrad, shapley); the same seed gives the same cube.
         crop: the face crop; default ``FaceCrop.from_track(faces, size=model.input_size)``.
+        checkpoint: a file (``.npz``) where finished clips are saved every
+            ``checkpoint_every`` seconds and when the run stops on an error or Ctrl-C;
+            running the same call again resumes after the last saved clip and gives the
+            same cube. It is deleted once the cube is complete.
         **method_options: per-method options as dicts, e.g.
             ``integrated_gradients={"tolerance": 0.005}, occlusion={"window": 8}``.
 
@@ -210,58 +216,96 @@ def explain(
     shared_passes = 0
     batch = None if batch_size == "auto" else int(batch_size)
 
+    state = {"totals": totals, "covered": covered, "prediction_sum": prediction_sum, "region_area": region_area,
+             "timestamps": timestamps}
+    if pixels is not None:
+        state["pixels"] = pixels
+    fingerprint = _fingerprint(model, source, video, faces, crop, methods, instances, scheme, clip_length, stride,
+                               seed, target, keep_pixels, batch_size)
+    done = 0
+    if checkpoint is not None:
+        restored = _load_checkpoint(Path(checkpoint), fingerprint, state)
+        if restored is not None:
+            done, clip_starts, clip_predictions, clip_targets, clip_stats, passes, shared_passes, batch = restored
+            log.info("resuming %s after %d clips", checkpoint, done)
+
+    def save_checkpoint(n_done):
+        if checkpoint is not None and n_done > done:
+            _save_checkpoint(Path(checkpoint), fingerprint, state, n_done, clip_starts, clip_predictions,
+                             clip_targets, clip_stats, passes, shared_passes, batch)
+
     clips = iter_clips(source if source is not None else Path(video), clip_length, stride)
     total_clips = max(1, -(-max(n_frames - clip_length, 0) // stride) + 1)
-    bar = tqdm(clips, total=total_clips, desc="explain", unit="clip", disable=not progress, leave=False)
+    bar = tqdm(clips, total=total_clips, desc="explain", unit="clip", disable=not progress, leave=False,
+               initial=0)
     first_frame = source.start if source is not None else 0
-    for clip_index, clip in enumerate(bar):
-        indices = clip.indices - first_frame  # positions in this video (a slice starts past 0)
-        if indices.max() >= n_frames:
-            raise ModelError(f"the face track has {n_frames} frames but the video has more; "
-                             "pass faces tracked on the same video")
-        clip_crop = crop[indices]
-        frames = clip_crop.apply(clip.frames)
-        clip_faces = FaceTrack(faces.landmarks[indices], faces.face_found[indices], faces.confidence[indices],
-                               faces.boxes[indices], faces.n_faces[indices], faces.frame_size)
-        region_map = _clip_region_map(clip_faces, clip_crop, scheme, clip.indices)
-        x = model.preprocess(frames, device)
-        with torch.no_grad():
-            out = model(x)
-        check_output(out, model, 0)
-        clip_target = _resolve_target(target, out, model)
-        if batch is None and any(not getattr(m, "shares_gradient", False) for m in instances.values()):
-            batch = fastest_batch(model, x)
-        ctx = ClipContext(model=model, x=x, frames=frames, region_map=region_map, target=clip_target,
-                          device=device, seed=seed * 1_000_003 + clip_index, batch_size=batch, gradient_layer=layer)
-        unique, first_position = np.unique(indices, return_index=True)
-        for m, (name, method) in enumerate(instances.items()):
-            with warnings.catch_warnings():
-                # Captum announces every hook it sets and every input it marks for gradients.
-                warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
-                result = method.attribute(ctx)
-            passes[name] += result.passes
-            if result.region_time is not None:
-                region_time, pixel_map = result.region_time, result.pixel_map
-            else:
-                pixel_map = result.pixels
-                region_time = region_map.pool(pixel_map)
-            np.add.at(totals[m], indices, region_time)
-            if pixels is not None and pixel_map is not None:
-                np.add.at(pixels[m], indices, pixel_map.astype(np.float32))
-            for key, value in result.stats.items():
-                clip_stats.setdefault(f"{name}_{key}", []).append(value)
-        if "gradients" in ctx.cache:
-            shared_passes += 1
-        covered[unique] += 1
-        timestamps[indices] = clip.timestamps
-        prediction = float(out[0, clip_target])
-        prediction_sum[unique] += prediction
-        region_area[unique] = region_map.area().values[first_position]
-        clip_starts.append(int(clip.indices[0]))
-        clip_predictions.append(prediction)
-        clip_targets.append(clip_target)
-    bar.close()
+    finished = done
+    last_save = time.perf_counter()
+    try:
+        for clip_index, clip in enumerate(bar):
+            if clip_index < done:
+                continue
+            indices = clip.indices - first_frame  # positions in this video (a slice starts past 0)
+            if indices.max() >= n_frames:
+                raise ModelError(f"the face track has {n_frames} frames but the video has more; "
+                                 "pass faces tracked on the same video")
+            clip_crop = crop[indices]
+            frames = clip_crop.apply(clip.frames)
+            clip_faces = FaceTrack(faces.landmarks[indices], faces.face_found[indices], faces.confidence[indices],
+                                   faces.boxes[indices], faces.n_faces[indices], faces.frame_size)
+            region_map = _clip_region_map(clip_faces, clip_crop, scheme, clip.indices)
+            x = model.preprocess(frames, device)
+            with torch.no_grad():
+                out = model(x)
+            check_output(out, model, 0)
+            clip_target = _resolve_target(target, out, model)
+            if batch is None and any(not getattr(m, "shares_gradient", False) for m in instances.values()):
+                batch = fastest_batch(model, x)
+            ctx = ClipContext(model=model, x=x, frames=frames, region_map=region_map, target=clip_target,
+                              device=device, seed=seed * 1_000_003 + clip_index, batch_size=batch, gradient_layer=layer)
+            unique, first_position = np.unique(indices, return_index=True)
+            results = []
+            for name, method in instances.items():
+                with warnings.catch_warnings():
+                    # Captum announces every hook it sets and every input it marks for gradients.
+                    warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
+                    results.append(method.attribute(ctx))
+            # Every method of the clip is done: only now add it to the totals, so a run
+            # stopped mid-clip never leaves half a clip in a checkpoint.
+            for m, (name, result) in enumerate(zip(instances, results)):
+                passes[name] += result.passes
+                if result.region_time is not None:
+                    region_time, pixel_map = result.region_time, result.pixel_map
+                else:
+                    pixel_map = result.pixels
+                    region_time = region_map.pool(pixel_map)
+                np.add.at(totals[m], indices, region_time)
+                if pixels is not None and pixel_map is not None:
+                    np.add.at(pixels[m], indices, pixel_map.astype(np.float32))
+                for key, value in result.stats.items():
+                    clip_stats.setdefault(f"{name}_{key}", []).append(value)
+            if "gradients" in ctx.cache:
+                shared_passes += 1
+            covered[unique] += 1
+            timestamps[indices] = clip.timestamps
+            prediction = float(out[0, clip_target])
+            prediction_sum[unique] += prediction
+            region_area[unique] = region_map.area().values[first_position]
+            clip_starts.append(int(clip.indices[0]))
+            clip_predictions.append(prediction)
+            clip_targets.append(clip_target)
+            finished = clip_index + 1
+            if checkpoint is not None and time.perf_counter() - last_save > checkpoint_every:
+                save_checkpoint(finished)
+                last_save = time.perf_counter()
+    except BaseException:
+        save_checkpoint(finished)
+        raise
+    finally:
+        bar.close()
 
+    if checkpoint is not None and Path(checkpoint).exists():
+        Path(checkpoint).unlink()  # the cube is complete; nothing left to resume
     counts = covered.astype(np.float64)
     if (counts == 0).any():  # pragma: no cover - iter_clips covers every frame
         raise RuntimeError("some frames were not covered by any clip")
@@ -325,3 +369,62 @@ def _clip_region_map(clip_faces: FaceTrack, clip_crop: FaceCrop, scheme, indices
                            np.arange(len(indices)), scheme.name)
     result.frame_indices = np.asarray(indices)
     return result
+
+
+# --- checkpoints ----------------------------------------------------------------------
+
+
+def _fingerprint(model, source, video, faces, crop, methods, instances, scheme, clip_length, stride, seed,
+                 target, keep_pixels, batch_size) -> str:
+    """What must match for a checkpoint to be resumed: every input of the run."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for array in (faces.landmarks, faces.face_found, crop.matrices):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return json.dumps({
+        "model": model.weights_hash(), "video": source.content_hash() if source is not None else str(video),
+        "faces_and_crop": digest.hexdigest(), "methods": {m: instances[m].params() for m in methods},
+        "scheme": scheme.name, "clip_length": clip_length, "stride": stride, "seed": seed,
+        "target": str(target), "keep_pixels": keep_pixels, "batch_size": str(batch_size),
+    }, sort_keys=True, default=str)
+
+
+def _save_checkpoint(path: Path, fingerprint, state, n_done, clip_starts, clip_predictions, clip_targets,
+                     clip_stats, passes, shared_passes, batch) -> None:
+    import json
+    import os
+
+    arrays = {f"state_{k}": v for k, v in state.items()}
+    arrays.update({f"stat_{k}": np.asarray(v) for k, v in clip_stats.items()})
+    meta = {"fingerprint": fingerprint, "done": n_done, "passes": passes, "shared_passes": shared_passes,
+            "batch": batch, "clip_starts": clip_starts, "clip_predictions": clip_predictions,
+            "clip_targets": clip_targets}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(partial, path)  # atomic: a crash while saving keeps the previous checkpoint
+    log.info("checkpoint %s: %d clips done", path, n_done)
+
+
+def _load_checkpoint(path: Path, fingerprint, state):
+    import json
+
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["meta"]))
+            if meta["fingerprint"] != fingerprint:
+                warnings.warn(f"{path} was saved by a run with other inputs or settings; starting afresh "
+                              "(it will be overwritten)", stacklevel=3)
+                return None
+            for key, array in state.items():
+                array[...] = stored[f"state_{key}"]
+            clip_stats = {name[5:]: stored[name].tolist() for name in stored.files if name.startswith("stat_")}
+    except (OSError, ValueError, KeyError) as exc:
+        warnings.warn(f"{path} is not a readable checkpoint ({exc}); starting afresh", stacklevel=3)
+        return None
+    return (meta["done"], meta["clip_starts"], meta["clip_predictions"], meta["clip_targets"], clip_stats,
+            meta["passes"], meta["shared_passes"], meta["batch"])

@@ -146,7 +146,10 @@ class VideoModel:
                     if isinstance(output, torch.Tensor) and output.ndim == 5 and int(np.prod(output.shape[2:])) > 1:
                         finished.append(name)
 
-                hooks.append(layer.register_forward_hook(hook))
+                try:
+                    hooks.append(layer.register_forward_hook(hook))
+                except RuntimeError:  # TorchScript modules take no hooks: nothing to read
+                    continue
             try:
                 with torch.no_grad():
                     self(self.probe_input(device))
