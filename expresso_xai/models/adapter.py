@@ -57,7 +57,7 @@ class VideoModel:
     def __init__(self, module, layout: str = "NCTHW", clip_length: int = 16,
                  input_size: tuple[int, int] = (112, 112), mean: Sequence[float] = KINETICS_MEAN,
                  std: Sequence[float] = KINETICS_STD, output: str = "regression",
-                 gradcam_layer: str | None = None, name: str | None = None):
+                 gradcam_layer: str | bool | None = None, name: str | None = None):
         import torch
 
         if not isinstance(module, torch.nn.Module):
@@ -171,6 +171,12 @@ class VideoModel:
     def gradcam_layer_name(self) -> str:
         """Name of the layer Grad-CAM reads: the one given to :func:`wrap`, else the last
         layer with a spatio-temporal output (the last 3-D convolutional block)."""
+        if self._gradcam_layer_name is False:
+            raise ModelError(
+                f"{self.name} has no convolutional block whose map Grad-CAM can read (a transformer); "
+                "use saliency, integrated_gradients or occlusion, or pass gradcam_layer= to wrap() "
+                f"naming one of {self.candidate_layers()}"
+            )
         if self._gradcam_layer_name is None:
             candidates = self.candidate_layers()
             if not candidates:
@@ -218,7 +224,7 @@ class VideoModel:
 
 def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple[int, int] = (112, 112),
          mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD,
-         output: str = "regression", gradcam_layer: str | None = None, name: str | None = None) -> VideoModel:
+         output: str = "regression", gradcam_layer: str | bool | None = None, name: str | None = None) -> VideoModel:
     """Wrap any video ``nn.Module`` for :func:`expresso_xai.explain`.
 
     Args:
@@ -229,7 +235,7 @@ def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple
         mean, std: per-channel normalisation of RGB in ``[0, 1]`` (default Kinetics).
         output: ``"regression"`` (one score) or ``"logits"`` (classes).
         gradcam_layer: name of the layer Grad-CAM reads (default: the last layer with a
-            spatio-temporal output).
+            spatio-temporal output; ``False``: none, Grad-CAM refuses clearly).
 
     Example:
         >>> import torch, expresso_xai as ex

@@ -1,24 +1,102 @@
-"""Loading models by name or from a file."""
+"""Loading models by name or from a file: the demo model, torchvision's video models
+(the reference study's backbones among them) with a fresh regression head, or a saved
+model. Nothing is downloaded: weights are random or come from a local file."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError
+from .adapter import KINETICS_MEAN, KINETICS_STD
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def load(name: str, weights: str | Path | None = None, **wrap_options):
-    """A model ready to explain: ``"demo"`` (the shipped demo model), or the path of a
-    saved model wrapped with ``wrap_options``: a ``torch.export`` program (``.pt2``) or a
-    TorchScript file. Neither keeps the layers Grad-CAM hooks into, so for those only
-    the other methods work; wrap the ``nn.Module`` itself with :func:`wrap` for Grad-CAM.
+@dataclass(frozen=True)
+class ZooEntry:
+    """How to build and drive one torchvision video architecture."""
+
+    builder: str
+    input_size: tuple[int, int]
+    gradcam_layer: str | None  # None: no convolutional block whose map Grad-CAM can read
+    mean: tuple[float, float, float] = KINETICS_MEAN
+    std: tuple[float, float, float] = KINETICS_STD
+    note: str = ""
+
+
+ZOO: dict[str, ZooEntry] = {
+    "r3d_18": ZooEntry("r3d_18", (112, 112), "layer4", note="3-D ResNet-18 (reference study backbone)"),
+    "mc3_18": ZooEntry("mc3_18", (112, 112), "layer4", note="mixed convolutions (reference study backbone)"),
+    "r2plus1d_18": ZooEntry("r2plus1d_18", (112, 112), "layer4", note="(2+1)-D ResNet-18 (reference study backbone)"),
+    "s3d": ZooEntry("s3d", (224, 224), "features", note="separable 3-D Inception"),
+    "mvit_v2_s": ZooEntry("mvit_v2_s", (224, 224), None, note="multiscale vision transformer; needs 16 frames"),
+    "swin3d_t": ZooEntry("swin3d_t", (224, 224), None, IMAGENET_MEAN, IMAGENET_STD,
+                         note="video Swin transformer (channels-last features)"),
+}
+
+
+def _fresh_head(net, name: str, num_outputs: int) -> None:
+    import torch
+
+    if name in ("r3d_18", "mc3_18", "r2plus1d_18"):
+        net.fc = torch.nn.Linear(net.fc.in_features, num_outputs)
+    elif name == "s3d":
+        net.classifier[1] = torch.nn.Conv3d(net.classifier[1].in_channels, num_outputs, kernel_size=1)
+    elif name == "mvit_v2_s":
+        net.head[1] = torch.nn.Linear(net.head[1].in_features, num_outputs)
+    elif name == "swin3d_t":
+        net.head = torch.nn.Linear(net.head.in_features, num_outputs)
+
+
+def load_weights(net, path: str | Path, name: str = "model") -> None:
+    """Load a local state dict (``torch.load(..., weights_only=True)``) into ``net``,
+    listing the first mismatched keys when it does not fit."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ModelError(f"{path}: not a weights file torch can load safely ({type(exc).__name__}: {exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in own
+             if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        raise ModelError(f"{path}: weights do not fit {name}; first mismatches: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]}")
+    net.load_state_dict(state)
+
+
+def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, **wrap_options):
+    """A model ready to explain.
+
+    Args:
+        name: ``"demo"`` (the shipped demo model); a torchvision video architecture
+            (``r3d_18``, ``mc3_18``, ``r2plus1d_18``, ``s3d``, ``mvit_v2_s``,
+            ``swin3d_t``) with its Kinetics normalisation and a fresh head of
+            ``num_outputs`` (random weights unless ``weights`` names a local state
+            dict); or the path of a saved model — a ``torch.export`` program (``.pt2``)
+            or TorchScript — which keeps no layers for Grad-CAM hooks (the other
+            methods work).
+        weights: a local state-dict file (never downloaded).
+        **wrap_options: passed to :func:`~expresso_xai.models.wrap` (e.g. ``clip_length``).
 
     Example:
         >>> import expresso_xai as ex
+        >>> ex.models.load("r3d_18").describe()
+        'r3d_18: layout NCTHW, clips of 16 frames at 112x112, output regression, Grad-CAM layer layer4'
         >>> ex.models.load("no-such-model")
         Traceback (most recent call last):
         ...
-        expresso_xai.errors.ModelError: unknown model 'no-such-model': give 'demo' or the path of a TorchScript file
+        expresso_xai.errors.ModelError: unknown model 'no-such-model': give 'demo', one of ['mc3_18', 'mvit_v2_s', 'r2plus1d_18', 'r3d_18', 's3d', 'swin3d_t'] or the path of a saved model
     """
     import torch
 
@@ -27,6 +105,19 @@ def load(name: str, weights: str | Path | None = None, **wrap_options):
 
     if name == "demo":
         return load_demo(weights)
+    if name in ZOO:
+        import torchvision.models.video as video_models
+
+        entry = ZOO[name]
+        net = getattr(video_models, entry.builder)(weights=None)
+        _fresh_head(net, name, int(num_outputs))
+        if weights is not None:
+            load_weights(net, weights, name)
+        options = dict(input_size=entry.input_size, mean=entry.mean, std=entry.std,
+                       output="regression" if num_outputs == 1 else "logits",
+                       gradcam_layer=entry.gradcam_layer if entry.gradcam_layer else False, name=name)
+        options.update(wrap_options)
+        return wrap(net, **options)
     path = Path(name)
     if path.is_file():
         import warnings
@@ -40,4 +131,4 @@ def load(name: str, weights: str | Path | None = None, **wrap_options):
                 raise ModelError(f"{path}: not a saved torch.export program (.pt2) or TorchScript model "
                                  f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
         return wrap(module, name=wrap_options.pop("name", path.stem), **wrap_options)
-    raise ModelError(f"unknown model {name!r}: give 'demo' or the path of a TorchScript file")
+    raise ModelError(f"unknown model {name!r}: give 'demo', one of {sorted(ZOO)} or the path of a saved model")
