@@ -75,3 +75,24 @@ def test_the_head_has_the_requested_outputs():
     assert model.output == "logits"
     out = model(model.probe_input())
     assert tuple(out.shape) == (1, 4)
+
+
+@pytest.mark.parametrize("kind", ["videomae", "timesformer"])
+def test_hugging_face_video_transformers_explain_offline(kind, video_and_faces):
+    transformers = pytest.importorskip("transformers")
+    video, faces = video_and_faces
+    torch.manual_seed(0)
+    common = dict(image_size=64, patch_size=16, num_frames=16, hidden_size=32, num_hidden_layers=2,
+                  num_attention_heads=2, intermediate_size=64, num_labels=1)
+    if kind == "videomae":
+        net = transformers.VideoMAEForVideoClassification(transformers.VideoMAEConfig(tubelet_size=2, **common))
+    else:
+        net = transformers.TimesformerForVideoClassification(transformers.TimesformerConfig(**common))
+    model = ex.models.from_transformers(net)
+    assert model.layout == "NTCHW" and model.input_size == (64, 64) and model.clip_length == 16
+    with pytest.raises(ModelError, match="no convolutional block"):
+        ex.explain(model, video, faces=faces, methods=["gradcam"], stride=16, progress=False)
+    cube = ex.explain(model, video, faces=faces, methods=["saliency", "integrated_gradients", "occlusion"],
+                      stride=16, progress=False)
+    assert np.isfinite(cube.attribution.values).all()
+    assert bool(cube.integrated_gradients_converged.all())

@@ -1,8 +1,10 @@
 """Models: the adapter that turns any video ``torch.nn.Module`` into something the
-explanation engine can drive (:func:`wrap`, :class:`VideoModel`), and :func:`load` for
-the demo model or a TorchScript file."""
+explanation engine can drive (:func:`wrap`, :class:`VideoModel`); :func:`load` for the
+demo model, torchvision's video models or a saved model; :func:`from_transformers` for
+Hugging Face video transformers."""
 
 from .adapter import KINETICS_MEAN, KINETICS_STD, VideoModel, wrap
-from .zoo import load
+from .huggingface import from_transformers
+from .zoo import ZOO, load
 
-__all__ = ["KINETICS_MEAN", "KINETICS_STD", "VideoModel", "load", "wrap"]
+__all__ = ["KINETICS_MEAN", "KINETICS_STD", "ZOO", "VideoModel", "from_transformers", "load", "wrap"]
