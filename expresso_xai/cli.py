@@ -8,6 +8,7 @@ Sub-commands:
 * ``expresso-xai explain VIDEO --model demo|PATH --methods ... --out cube.nc`` — explain
   a video and write the attribution cube.
 * ``expresso-xai inspect cube.nc`` — summarise a cube.
+* ``expresso-xai train MANIFEST --model r3d_18`` — fine-tune on a cohort (participant-level metrics).
 * ``expresso-xai samples make --out DIR`` — generate a synthetic cohort.
 * ``expresso-xai samples ship`` — regenerate the shipped samples in ``data_samples/``.
 * ``expresso-xai demo --out DIR`` — the demo on a shipped sample.
@@ -162,6 +163,32 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    import torch
+
+    from . import models
+    from .models import training
+
+    torch.manual_seed(args.seed)
+    model = models.load(args.model, weights=args.weights)
+    result = training.finetune(model, args.manifest, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                               clip_stride=args.stride, label_noise=args.label_noise, seed=args.seed,
+                               checkpoint=args.checkpoint)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.module.state_dict(), out)
+    out.with_suffix(".json").write_text(training.result_to_json(result))
+    print(f"trained {model.name} for {args.epochs} epochs in {result.seconds:.0f} s; best epoch {result.best_epoch + 1}")
+    for split in ("val", "test"):
+        metrics = getattr(result, split)
+        if metrics:
+            base = result.baseline[split]
+            print(f"{split:<5} participants {metrics['n_participants']}: MAE {metrics['mae']:.2f}, RMSE "
+                  f"{metrics['rmse']:.2f} (predicting the training mean: MAE {base['mae']:.2f}, RMSE {base['rmse']:.2f})")
+    print(f"weights    {out}  (metrics in {out.with_suffix('.json')})")
+    return 0
+
+
 def cmd_landmarks(args) -> int:
     import numpy as np
 
@@ -261,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--keep-pixels", action="store_true", help="store per-pixel maps for overlays")
     explain.add_argument("--figure", default=None, help="also write the first method's region x time heatmap")
     explain.set_defaults(func=cmd_explain)
+
+    train = commands.add_parser("train", help="fine-tune a model on a manifest (video,participant,score,split)")
+    train.add_argument("manifest")
+    train.add_argument("--model", default="r3d_18", help="a zoo architecture, or 'demo' to continue from it")
+    train.add_argument("--weights", default=None, help="local weights to start from")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--lr", type=float, default=0.01)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--stride", type=int, default=8, help="frames between clip starts")
+    train.add_argument("--label-noise", type=float, default=0.0)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint", default=None, help="resume from / save to this file after every epoch")
+    train.add_argument("--out", default="weights.pt")
+    train.set_defaults(func=cmd_train)
 
     inspect = commands.add_parser("inspect", help="summarise an attribution cube")
     inspect.add_argument("cube")
