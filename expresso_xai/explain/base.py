@@ -70,6 +70,7 @@ class ClipContext:
         cache: results shared between methods of the same clip.
         gradient_layer: the layer whose activation and gradient the shared pass keeps
             (set by the engine when Grad-CAM runs).
+        landmarks: ``(L, 68, 2)`` landmarks in model-input pixels (NaN without a face).
     """
 
     model: Any
@@ -82,6 +83,7 @@ class ClipContext:
     batch_size: int | None = None
     cache: dict = field(default_factory=dict)
     gradient_layer: Any = None
+    landmarks: Any = None
 
     def baseline(self, kind):
         """A baseline input in the model's layout: ``"black"``, ``"blur"`` (Gaussian blur

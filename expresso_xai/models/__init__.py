@@ -5,6 +5,8 @@ Hugging Face video transformers."""
 
 from .adapter import KINETICS_MEAN, KINETICS_STD, VideoModel, wrap
 from .huggingface import from_transformers
+from .multistream import MultiStream, MultiStreamModel
 from .zoo import ZOO, load
 
-__all__ = ["KINETICS_MEAN", "KINETICS_STD", "ZOO", "VideoModel", "from_transformers", "load", "wrap"]
+__all__ = ["KINETICS_MEAN", "KINETICS_STD", "ZOO", "MultiStream", "MultiStreamModel", "VideoModel",
+           "from_transformers", "load", "wrap"]
