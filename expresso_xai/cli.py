@@ -248,7 +248,7 @@ def cmd_demo(args) -> int:
         figures.append(figure.with_suffix(".png"))
     print(f"cube       {cube_path}")
     print(f"figures    {', '.join(str(f) for f in figures)} (and .pdf)")
-    print(f"\nLook at {figures[0].resolve()}: the eyes light up during the long eye closures "
+    print(f"\nLook at {figures[-1].resolve()}: the eyes light up during the long eye closures "
           f"(ground truth: {sum(e['type'] == 'long_closure' for e in truth['events'])} closures in {args.sample}.json).")
     return 0
 
