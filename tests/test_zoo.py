@@ -96,3 +96,12 @@ def test_hugging_face_video_transformers_explain_offline(kind, video_and_faces):
                       stride=16, progress=False)
     assert np.isfinite(cube.attribution.values).all()
     assert bool(cube.integrated_gradients_converged.all())
+
+
+def test_a_wrong_layout_or_too_small_input_fails_at_wrap_with_advice():
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, (1, 9, 9)), torch.nn.AdaptiveAvgPool3d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 1))
+    with pytest.raises(ModelError, match="rejects NTCHW input.*it accepts NCTHW"):
+        ex.models.wrap(net, layout="NTCHW", input_size=(32, 32))
+    with pytest.raises(ModelError, match=r"cannot take 112x112 frames.*smallest square input .* is 224x224"):
+        ex.models.load("s3d", input_size=(112, 112))

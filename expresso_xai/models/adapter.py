@@ -197,6 +197,49 @@ class VideoModel:
             raise ModelError(f"{self.name} has no layer {name!r}; layers Grad-CAM can read: {candidates}")
         return layers[name]
 
+    # --- checking the input geometry ---------------------------------------------------
+    def _runs(self, layout: str, size: tuple[int, int], device="cpu") -> str | None:
+        """None if a forward of one zero clip in ``layout`` and ``size`` works, else the error."""
+        import torch
+
+        shape = [1, 3, self.clip_length, *size] if layout == "NCTHW" else [1, self.clip_length, 3, *size]
+        try:
+            with torch.no_grad():
+                self(torch.zeros(shape, device=device))
+        except (RuntimeError, ValueError, IndexError) as exc:
+            return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None
+
+    def check(self, device="cpu") -> "VideoModel":
+        """Run one zero clip through the model; on failure, say why in the model's terms:
+        the other layout works (suggest it), or a larger input works (report the minimum
+        size), or pass the module's own error on. Returns ``self``.
+
+        Example:
+            >>> import torch, expresso_xai as ex
+            >>> net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, (1, 9, 9)), torch.nn.AdaptiveAvgPool3d(1),
+            ...                           torch.nn.Flatten(), torch.nn.Linear(4, 1))
+            >>> try:
+            ...     ex.models.wrap(net, layout="NTCHW", input_size=(32, 32))  # wrap() checks
+            ... except ex.errors.ModelError as error:
+            ...     print(str(error).split("); ")[-1])
+            it accepts NCTHW: wrap(..., layout='NCTHW')
+        """
+        problem = self._runs(self.layout, self.input_size, device)
+        if problem is None:
+            return self
+        other = "NTCHW" if self.layout == "NCTHW" else "NCTHW"
+        if self._runs(other, self.input_size, device) is None:
+            raise ModelError(f"{self.name} rejects {self.layout} input ({problem}); it accepts {other}: "
+                             f"wrap(..., layout={other!r})")
+        for side in (32, 48, 64, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512):
+            if side > max(self.input_size) and self._runs(self.layout, (side, side), device) is None:
+                raise ModelError(f"{self.name} cannot take {self.input_size[0]}x{self.input_size[1]} frames "
+                                 f"({problem}); the smallest square input that works (of 32 to 512 px) is {side}x{side}: "
+                                 f"wrap(..., input_size=({side}, {side}))")
+        raise ModelError(f"{self.name} fails on a {self.layout} clip of {self.clip_length} frames at "
+                         f"{self.input_size[0]}x{self.input_size[1]}: {problem}")
+
     # --- provenance -----------------------------------------------------------------
     def weights_hash(self) -> str:
         """SHA-256 of the parameters and buffers (names, shapes and values)."""
@@ -224,7 +267,8 @@ class VideoModel:
 
 def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple[int, int] = (112, 112),
          mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD,
-         output: str = "regression", gradcam_layer: str | bool | None = None, name: str | None = None) -> VideoModel:
+         output: str = "regression", gradcam_layer: str | bool | None = None, name: str | None = None,
+         check: bool = True) -> VideoModel:
     """Wrap any video ``nn.Module`` for :func:`expresso_xai.explain`.
 
     Args:
@@ -236,6 +280,8 @@ def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple
         output: ``"regression"`` (one score) or ``"logits"`` (classes).
         gradcam_layer: name of the layer Grad-CAM reads (default: the last layer with a
             spatio-temporal output; ``False``: none, Grad-CAM refuses clearly).
+        check: run one zero clip through the model now, so a wrong layout or a too small
+            input fails here with advice (see :meth:`VideoModel.check`).
 
     Example:
         >>> import torch, expresso_xai as ex
@@ -245,4 +291,5 @@ def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple
         >>> model.describe()
         'tiny: layout NCTHW, clips of 16 frames at 64x64, output regression, Grad-CAM layer 1'
     """
-    return VideoModel(module, layout, clip_length, input_size, mean, std, output, gradcam_layer, name)
+    model = VideoModel(module, layout, clip_length, input_size, mean, std, output, gradcam_layer, name)
+    return model.check() if check else model
