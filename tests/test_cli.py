@@ -173,3 +173,16 @@ def test_explain_reports_what_a_scripted_model_cannot_do(tmp_path, capsys, scrip
     assert main(["explain", str(video_path), "--model", "nothing-here", "--out", str(tmp_path / "c.nc")]) == 2
     assert "unknown model 'nothing-here'" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path / "none.nc")]) == 2
+
+
+def test_train_fine_tunes_on_a_manifest_and_reports_participant_metrics(tmp_path, capsys):
+    manifest = ex.samples.make_cohort(tmp_path / "cohort", n_participants=4, seconds=1.2, seed=5, progress=False,
+                                      splits=(0.5, 0.25, 0.25))
+    out = tmp_path / "weights.pt"
+    argv = ["train", str(manifest), "--model", "demo", "--epochs", "1", "--lr", "0.001", "--batch-size", "2",
+            "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "val   participants 1: MAE" in printed and "predicting the training mean" in printed
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    assert ex.models.load("demo", weights=out).weights_hash() != ex.models.load("demo").weights_hash()
