@@ -259,7 +259,9 @@ class BadOutput(torch.nn.Module):
 
 
 def test_a_model_output_of_the_wrong_shape_is_refused(clip_video, clip_faces):
-    model = ex.models.wrap(BadOutput("3d"), input_size=SIZE, name="bad")
+    with pytest.raises(ModelOutputError, match=r"bad returned shape \(1, 2, 3\)"):
+        ex.models.wrap(BadOutput("3d"), input_size=SIZE, name="bad")  # wrap() probes the model
+    model = ex.models.wrap(BadOutput("3d"), input_size=SIZE, name="bad", check=False)
     with pytest.raises(ModelOutputError, match=r"bad returned shape \(1, 2, 3\)"):
         ex.explain(model, clip_video, faces=clip_faces, methods=["saliency"], progress=False)
 

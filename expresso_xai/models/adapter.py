@@ -206,6 +206,8 @@ class VideoModel:
         try:
             with torch.no_grad():
                 self(torch.zeros(shape, device=device))
+        except ModelError:
+            raise  # our own diagnosis (e.g. an output of the wrong shape) says it best
         except (RuntimeError, ValueError, IndexError) as exc:
             return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return None
