@@ -21,12 +21,11 @@ from typing import Sequence
 import numpy as np
 
 from .errors import NoFaceError, RegionError
-from .faces.facetrack import FaceTrack
+from .faces.facetrack import STABLE_POINTS, FaceTrack
 from .video import Video
 
 # --- the crop transform -------------------------------------------------------------
 
-_STABLE_POINTS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
 
 
 def _smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float | None) -> np.ndarray:
@@ -105,7 +104,7 @@ class FaceCrop:
         valid = faces.face_found
         landmarks = np.where(valid[:, None, None], faces.landmarks, 0.0).astype(np.float64)
         low, high = landmarks.min(axis=1), landmarks.max(axis=1)
-        centre = landmarks[:, _STABLE_POINTS].mean(axis=1)
+        centre = landmarks[:, STABLE_POINTS].mean(axis=1)
         centre[:, 1] = 0.5 * (centre[:, 1] + 0.5 * (low[:, 1] + high[:, 1]))
         half_extent = np.maximum(np.abs(high - centre), np.abs(centre - low)).max(axis=1)
         series = np.column_stack([centre, half_extent])

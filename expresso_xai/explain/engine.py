@@ -255,8 +255,9 @@ def explain(
                                    faces.boxes[indices], faces.n_faces[indices], faces.frame_size)
             region_map = _clip_region_map(clip_faces, clip_crop, scheme, clip.indices)
             x = model.preprocess(frames, device)
+            clip_landmarks = clip_crop.apply_landmarks(clip_faces.landmarks)  # in model-input pixels
             if hasattr(model, "prepare_clip"):  # models that need the clip's geometry (multi-stream)
-                model.prepare_clip(clip_crop.apply_landmarks(clip_faces.landmarks))
+                model.prepare_clip(clip_landmarks)
             with torch.no_grad():
                 out = model(x)
             check_output(out, model, 0)
@@ -265,7 +266,7 @@ def explain(
                 batch = fastest_batch(model, x)
             ctx = ClipContext(model=model, x=x, frames=frames, region_map=region_map, target=clip_target,
                               device=device, seed=seed * 1_000_003 + clip_index, batch_size=batch, gradient_layer=layer,
-                              landmarks=clip_crop.apply_landmarks(clip_faces.landmarks))
+                              landmarks=clip_landmarks)
             unique, first_position = np.unique(indices, return_index=True)
             results = []
             for name, method in instances.items():

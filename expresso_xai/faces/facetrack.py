@@ -26,6 +26,9 @@ LANDMARK_GROUPS: dict[str, tuple[int, ...]] = {
     "inner_lip": tuple(range(60, 68)),
 }
 
+#: Points that stay put when the face changes expression: eye corners and nose.
+STABLE_POINTS: np.ndarray = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
+
 #: Index permutation that maps the landmarks of a face to those of its mirror image.
 MIRROR_PERMUTATION: np.ndarray = np.array(
     list(range(16, -1, -1))  # jaw

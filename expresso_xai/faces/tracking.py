@@ -18,13 +18,11 @@ import numpy as np
 
 from ..errors import NoFaceWarning
 from ..video import Video, stream_video
-from .facetrack import FaceTrack
+from .facetrack import STABLE_POINTS, FaceTrack
 from .landmarkers import Detection, Landmarker, default_landmarker
 
 log = logging.getLogger(__name__)
 
-# Points that stay put when the face changes expression: eye corners and nose.
-_STABLE_POINTS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
 
 _LK_PARAMS = dict(winSize=(15, 15), maxLevel=2)
 
@@ -39,7 +37,7 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 def _frame_of_reference(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre of the stable points and inter-ocular distance of one ``(68, 2)`` shape."""
-    centre = landmarks[_STABLE_POINTS].mean(axis=0)
+    centre = landmarks[STABLE_POINTS].mean(axis=0)
     scale = float(np.linalg.norm(landmarks[36] - landmarks[45]))
     return centre, max(scale, 1.0)
 
@@ -107,7 +105,7 @@ class _Tracker:
         gray = _gray(frame[y0:y1, x0:x1])
         # Only the points that keep still under expressions are flowed: cheaper, and a
         # closing eyelid does not read as the head moving.
-        previous = (self.prev_landmarks[_STABLE_POINTS] - origin).reshape(-1, 1, 2).astype(np.float32)
+        previous = (self.prev_landmarks[STABLE_POINTS] - origin).reshape(-1, 1, 2).astype(np.float32)
         flowed, status, _ = cv2.calcOpticalFlowPyrLK(previous_gray, gray, previous, None, **_LK_PARAMS)
         if flowed is None:
             return None
@@ -126,7 +124,7 @@ class _Tracker:
             return None  # leaving the frame: let the detector decide
         local_box = tuple(float(v) for v in box - np.tile(origin, 2))
         landmarks = np.asarray(self.landmarker.fit(gray, local_box), dtype=np.float32)
-        drift = np.median(np.linalg.norm(landmarks[_STABLE_POINTS] - flowed.reshape(-1, 2), axis=1)) / scale
+        drift = np.median(np.linalg.norm(landmarks[STABLE_POINTS] - flowed.reshape(-1, 2), axis=1)) / scale
         if drift > self.max_drift:
             return None
         self.last_box = tuple(float(v) for v in box)
