@@ -27,8 +27,21 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
+
+
+def __getattr__(name: str):
+    # ``ex.widgets`` imports anywidget and ipywidgets: only when asked for.
+    if name == "widgets":
+        import importlib
+
+        module = importlib.import_module(".widgets", __name__)
+        globals()["widgets"] = module
+        return module
+    raise AttributeError(f"module 'expresso_xai' has no attribute {name!r}")
+
+
 __all__ = [
-    "Clip", "FaceCrop", "explain", "figures", "models", "open_cube", "FaceTrack", "RegionMap", "RegionScheme", "Video", "errors", "faces",
+    "widgets", "Clip", "FaceCrop", "explain", "figures", "models", "open_cube", "FaceTrack", "RegionMap", "RegionScheme", "Video", "errors", "faces",
     "iter_clips", "load_video", "read_openface", "region_map", "regions", "samples",
     "stream_video", "track_faces",
 ]

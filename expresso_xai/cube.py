@@ -53,7 +53,8 @@ RESERVED_NAMES = frozenset({"method", "tolerance", "drop", "indexers"})
 # Variables and coordinates of the schema; clip statistics must not reuse these names.
 SCHEMA_NAMES = frozenset({
     "attribution", "region_area", "face_found", "prediction", "clip_start", "clip_prediction",
-    "pixels", "explainer", "time", "seconds", "region", "clip", "y", "x",
+    "pixels", "region_label", "crop_matrix", "explainer", "time", "seconds", "region", "clip", "y", "x",
+    "affine_row", "affine_col",
 })
 
 # Attributes every cube carries; make_cube fills the ones the caller leaves out.
@@ -216,6 +217,8 @@ def make_cube(
     clip_prediction: Any = None,
     target: int | str | None = None,
     pixels: Any = None,
+    region_label: Any = None,
+    crop_matrix: Any = None,
     clip_stats: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
@@ -237,6 +240,12 @@ def make_cube(
         target: what was explained: a class index, or a label such as ``"regression"``
             or ``"predicted:3"``. Stored as ``attrs["target"]`` (left out when ``None``).
         pixels: ``(explainer, time, y, x)`` pixel attributions for overlays (float32).
+        region_label: ``(time, y, x)`` each model-input pixel's region, for outlines:
+            uint8 indices into ``regions`` (a partition) or uint16 bit flags, bit ``i``
+            set when the pixel is in ``regions[i]`` (overlapping boxes).
+        crop_matrix: ``(time, 2, 3)`` the affine map from source-video pixels to
+            model-input pixels (``[x', y'] = M @ [x, y, 1]``), so overlays can be drawn
+            on the video.
         clip_stats: ``{name: (clip,) array}`` per-clip diagnostics, each stored as a
             data variable on ``clip`` (e.g. ``integrated_gradients_converged``).
         attrs: provenance; nested values (``methods``: each method's parameters,
@@ -332,6 +341,32 @@ def make_cube(
                                _floats(pixel_array, "pixels", ("explainer", "time", "y", "x"),
                                        pixel_array.shape, np.float32),
                                {"long_name": "attribution of each model-input pixel"})
+
+    if region_label is not None:
+        labels = _named_array(region_label, "region_label", ("time", "y", "x"))
+        if labels.ndim != 3 or labels.shape[0] != T:
+            raise CubeError(f"region_label has shape {labels.shape}, expected (time={T}, y, x)")
+        if "pixels" in data_vars and labels.shape[1:] != data_vars["pixels"][1].shape[2:]:
+            raise CubeError(f"region_label is {labels.shape[1:]} pixels but pixels is "
+                            f"{data_vars['pixels'][1].shape[2:]}")
+        if labels.dtype == np.uint8:
+            encoding = "index"
+            if labels.max(initial=0) >= R:
+                raise CubeError(f"region_label has index {int(labels.max())} but there are only {R} regions")
+        elif labels.dtype == np.uint16:
+            encoding = "bits"
+        else:
+            raise CubeError(f"region_label must be uint8 region indices or uint16 bit flags, got {labels.dtype}")
+        data_vars["region_label"] = (("time", "y", "x"), labels,
+                                     {"long_name": "region of each model-input pixel", "encoding": encoding})
+    if crop_matrix is not None:
+        matrices = np.asarray(crop_matrix, dtype=np.float64)
+        if matrices.shape != (T, 2, 3):
+            raise CubeError(f"crop_matrix has shape {matrices.shape}, expected (time={T}, 2, 3)")
+        if not np.isfinite(matrices).all():
+            raise CubeError("crop_matrix has NaN or infinite values")
+        data_vars["crop_matrix"] = (("time", "affine_row", "affine_col"), matrices,
+                                    {"long_name": "affine map from video pixels to model-input pixels"})
 
     cube_attrs: dict[str, Any] = {
         "cube_version": CUBE_VERSION,
@@ -662,6 +697,54 @@ class XaiAccessor:
         table["rank"] = table["rank"].astype(np.int64)
         table["value"] = table["value"].astype(np.float64)
         return table
+
+    def agreement(self, over: str | Iterable[str] = ("time", "region"), absolute: bool = False) -> xr.DataArray:
+        """Spearman rank correlation between every pair of explainers.
+
+        Each explainer's attribution is ranked over the cells of ``over`` (average ranks
+        for ties) and the ranks are correlated, so ``1`` means the two methods order the
+        cells the same way and ``-1`` the opposite way. ``over=("time", "region")`` (the
+        default) gives one ``(explainer, other)`` matrix for the whole cube;
+        ``over="region"`` gives one per frame, ``(time, explainer, other)``: where it
+        drops, the methods disagree about which region matters in that frame. A cell set
+        where an explainer is constant has no ranking: its correlations are NaN.
+
+        Args:
+            over: the dimensions whose cells are ranked.
+            absolute: rank |attribution| (what matters, whatever the sign).
+
+        Example:
+            >>> from expresso_xai.cube import example_cube
+            >>> cube = example_cube(explainers=["gradcam", "saliency"])
+            >>> rho = cube.xai.agreement()
+            >>> rho.dims, float(rho.sel(explainer="gradcam", other="gradcam"))
+            (('explainer', 'other'), 1.0)
+            >>> cube.xai.agreement(over="region").dims
+            ('time', 'explainer', 'other')
+        """
+        from scipy.stats import rankdata
+
+        over = (over,) if isinstance(over, str) else tuple(over)
+        if not over or set(over) - {"time", "region"}:
+            raise CubeError(f"agreement() ranks over 'time' and/or 'region', got {over!r}")
+        attribution = _expanded(self._attribution, ("explainer", "time", "region")).astype(np.float64)
+        if absolute:
+            attribution = abs(attribution)
+        keep = [d for d in ("time", "region") if d not in over]
+        data = attribution.transpose("explainer", *keep, *over).values
+        data = data.reshape(data.shape[: 1 + len(keep)] + (-1,))
+        ranks = rankdata(data, axis=-1)
+        ranks = ranks - ranks.mean(axis=-1, keepdims=True)
+        norms = np.sqrt((ranks ** 2).sum(axis=-1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = (np.einsum("a...k,b...k->...ab", ranks, ranks)
+                   / np.einsum("a...,b...->...ab", norms, norms))
+        rho = np.clip(rho, -1.0, 1.0)
+        coords = {"explainer": list(self.explainers), "other": list(self.explainers)}
+        coords.update({d: attribution[d].values for d in keep})
+        return xr.DataArray(rho, dims=(*keep, "explainer", "other"), coords=coords,
+                            name="spearman", attrs={"long_name": "Spearman rank correlation between explainers",
+                                                    "over": ", ".join(over)})
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per (explainer, time, region), in the cube's order, with columns

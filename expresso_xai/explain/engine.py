@@ -107,7 +107,9 @@ def explain(
             a model with a single (regression) output.
         regions: ``"partition"``, ``"boxes"`` or a :class:`RegionScheme`.
         clip_length, stride: clips slid over the video (default: the model's length, 8).
-        keep_pixels: also store per-pixel maps ``pixels(explainer, time, y, x)``.
+        keep_pixels: also store per-pixel maps ``pixels(explainer, time, y, x)``, each
+            pixel's region ``region_label(time, y, x)`` and the face crop
+            ``crop_matrix(time, 2, 3)``: what the Explorer needs to draw overlays.
         batch_size: perturbations or path steps per forward; ``"auto"`` measures what is
             fastest on the device, once per run.
         seed: seeds stochastic methods (smoothgrad, shapley); the same seed gives the same cube.
@@ -209,6 +211,8 @@ def explain(
     prediction_sum = np.zeros(n_frames, np.float64)
     region_area = np.zeros((n_frames, n_regions), np.int64)
     pixels = np.zeros((n_methods, n_frames, *model.input_size), np.float32) if keep_pixels else None
+    label_dtype = np.uint8 if scheme.exclusive else np.uint16
+    labels = np.zeros((n_frames, *model.input_size), label_dtype) if keep_pixels else None
     timestamps = np.full(n_frames, np.nan)
     clip_starts, clip_predictions, clip_targets = [], [], []
     clip_stats: dict[str, list] = {}
@@ -220,6 +224,7 @@ def explain(
              "timestamps": timestamps}
     if pixels is not None:
         state["pixels"] = pixels
+        state["labels"] = labels
     fingerprint = _fingerprint(model, source, video, faces, crop, methods, instances, scheme, clip_length, stride,
                                seed, target, keep_pixels, batch_size)
     done = 0
@@ -295,6 +300,8 @@ def explain(
             prediction = float(out[0, clip_target])
             prediction_sum[unique] += prediction
             region_area[unique] = region_map.area().values[first_position]
+            if labels is not None:
+                labels[unique] = region_map.labels[first_position]
             clip_starts.append(int(clip.indices[0]))
             clip_predictions.append(prediction)
             clip_targets.append(clip_target)
@@ -355,6 +362,8 @@ def explain(
         clip_prediction=np.asarray(clip_predictions, np.float32),
         target="regression" if target is None else ("predicted" if target == "predicted" else int(target)),
         pixels=pixels,
+        region_label=labels,
+        crop_matrix=crop.matrices if keep_pixels else None,
         clip_stats={"clip_target": np.asarray(clip_targets), **{k: np.asarray(v) for k, v in clip_stats.items()}},
         attrs=attrs,
     )

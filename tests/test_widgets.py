@@ -1,0 +1,249 @@
+"""The Explorer widget at the Python level: its state, what it sends to the browser, and
+the standalone HTML. The browser itself is tested in test_browser.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import zlib
+
+import numpy as np
+import pytest
+import traitlets
+
+import expresso_xai as ex
+from expresso_xai.cube import example_cube
+from expresso_xai.errors import CubeError, VideoReadError
+from expresso_xai.widgets import payload
+from expresso_xai.widgets.explorer import FRONTEND
+
+
+def _inflate(text: str, dtype=np.uint8) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=dtype)
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(4, 1))
+    return ex.models.wrap(net, input_size=(64, 64), name="small")
+
+
+@pytest.fixture(scope="module")
+def explained(small_net, short_video, short_faces):
+    """A real cube with pixel maps, region labels and the crop, from 48 frames."""
+    cube = ex.explain(small_net, short_video, faces=short_faces, methods=["gradcam", "saliency", "occlusion"],
+                      keep_pixels=True, progress=False)
+    return cube
+
+
+# --- state ---------------------------------------------------------------------------
+
+
+def test_initial_state_and_selection():
+    cube = example_cube(explainers=["gradcam", "saliency"], pixels=True)
+    explorer = ex.widgets.Explorer(cube)
+    assert (explorer.frame, explorer.method, explorer.region) == (0, "gradcam", "")
+    assert explorer.has_overlays and not explorer.has_video
+    explorer.select(frame=7, region="mouth")
+    assert (explorer.frame, explorer.region, explorer.method) == (7, "mouth", "gradcam")
+    explorer.method = "saliency"
+    explorer.seek(9)
+    assert (explorer.frame, explorer.method) == (9, "saliency")
+    current = explorer.current()
+    expected = cube.attribution.sel(explainer="saliency", time=9).values
+    np.testing.assert_allclose(current.values, expected, rtol=1e-6)
+    assert current.index.tolist() == cube.region.values.tolist()
+    explorer.value = "density"
+    density = expected / cube.region_area.sel(time=9).values
+    np.testing.assert_allclose(explorer.current().values, density, rtol=1e-6)
+
+
+def test_state_changes_are_observable():
+    explorer = ex.widgets.Explorer(example_cube())
+    seen = []
+    explorer.observe(lambda change: seen.append((change["name"], change["new"])), names=["frame", "region", "method"])
+    explorer.select(frame=4, region="nose", method="integrated_gradients")
+    assert set(seen) == {("frame", 4), ("region", "nose"), ("method", "integrated_gradients")}
+
+
+def test_time_coordinates_are_video_frame_numbers():
+    cube = example_cube(n_frames=10).assign_coords(time=np.arange(100, 110))
+    explorer = ex.widgets.Explorer(cube)
+    assert explorer.frame == 100
+    explorer.seek(105)
+    assert explorer.frame == 105
+    with pytest.raises(traitlets.TraitError, match=r"frame 3 is not in the cube; it has frames 100..109"):
+        explorer.seek(3)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("method", "lime", r"method 'lime' is not in the cube; it has \['gradcam', 'integrated_gradients'\]"),
+    ("region", "ear", r"region 'ear' is not in the cube"),
+    ("value", "mean", r"value must be one of"),
+    ("colour", "rainbow", r"colour must be one of"),
+    ("opacity", 1.5, r"opacity must be between 0 and 1"),
+    ("speed", 0.0, r"speed must be positive"),
+])
+def test_invalid_state_is_refused_with_a_reason(name, value, message):
+    explorer = ex.widgets.Explorer(example_cube())
+    before = getattr(explorer, name)
+    with pytest.raises(traitlets.TraitError, match=message):
+        setattr(explorer, name, value)
+    assert getattr(explorer, name) == before
+
+
+def test_bad_inputs():
+    with pytest.raises(CubeError, match="needs an attribution cube"):
+        ex.widgets.Explorer(np.zeros(3))
+    with pytest.raises(CubeError, match="no 'attribution' variable"):
+        ex.widgets.Explorer(example_cube().drop_vars("attribution"))
+    with pytest.raises(CubeError, match=r"method 'lime' is not in the cube"):
+        ex.widgets.Explorer(example_cube(), method="lime")
+
+
+# --- what is sent to the browser -----------------------------------------------------
+
+
+def test_without_pixels_it_says_how_to_get_overlays():
+    explorer = ex.widgets.Explorer(example_cube())
+    assert not explorer.has_overlays
+    assert explorer._data["overlay"] is None
+    assert any("keep_pixels=True" in m for m in explorer.messages)
+    # the heatmap data are still there, rows = regions, columns = frames
+    heat = explorer._data["heat"]["gradcam"]["attribution"]
+    assert np.asarray(heat, float).shape == (12, 16)
+
+
+def test_heat_values_match_the_cube_views():
+    cube = example_cube(explainers=["gradcam", "saliency"])
+    heat = payload.heat_values(cube)
+    np.testing.assert_allclose(heat["saliency"]["attribution"],
+                               cube.attribution.sel(explainer="saliency").transpose("region", "time"), rtol=1e-6)
+    np.testing.assert_allclose(heat["gradcam"]["share"],
+                               cube.xai.share().sel(explainer="gradcam").transpose("region", "time"), rtol=1e-6)
+    np.testing.assert_allclose(heat["gradcam"]["density"],
+                               cube.xai.density().sel(explainer="gradcam").transpose("region", "time"), rtol=1e-6)
+    # JSON has no NaN: cells without pixels (no-face frame) become null
+    data = ex.widgets.Explorer(cube)._data
+    json.dumps(data, allow_nan=False)
+    density = data["heat"]["gradcam"]["density"]
+    assert any(v is None for row in density for v in row)
+
+
+def test_overlay_codes_decode_to_the_pixel_maps(explained):
+    data = ex.widgets.Explorer(explained)._data
+    T, h, w = data["overlay"]["shape"]
+    assert (T, h, w) == (48, 64, 64)
+    for name in ("gradcam", "saliency", "occlusion"):
+        pixels = explained.pixels.sel(explainer=name).values
+        codes = _inflate(data["overlay"]["data"][name]).reshape(T, h, w).astype(np.float64)
+        scale = data["overlay"]["scale"][name]
+        signed = data["signed"][name]
+        decoded = (codes - 127.5) / 127.5 * scale if signed else codes / 255 * scale
+        expected = np.clip(pixels, -scale if signed else 0, scale)
+        step = scale / (127.5 if signed else 255)
+        assert np.abs(decoded - expected).max() <= 0.51 * step + 1e-9, name
+        assert np.mean(np.abs(pixels) > scale) <= 0.006  # the 99.5th percentile scale clips few pixels
+    assert data["signed"]["saliency"] is False  # |gradient|: a magnitude
+    assert data["signed"]["gradcam"] is False  # ReLU Grad-CAM
+    assert data["signed"]["occlusion"] is True
+
+
+def test_region_labels_travel_with_the_overlay(explained):
+    data = ex.widgets.Explorer(explained)._data
+    labels = _inflate(data["labels"]["data"]).reshape(48, 64, 64)
+    assert data["labels"]["encoding"] == "index"
+    np.testing.assert_array_equal(labels, explained.region_label.values)
+    # the labels are the ones the engine pooled with: region sizes agree with region_area
+    counts = np.stack([(labels == r).sum(axis=(1, 2)) for r in range(12)], axis=1)
+    np.testing.assert_array_equal(counts, explained.region_area.values)
+
+
+def test_frames_are_cropped_like_the_model_saw_them(explained, short_video, small_net):
+    """The player's frames, shrunk to the model's size, are the model's input frames:
+    overlays drawn at the model's pixels land on the right part of the face."""
+    import cv2
+
+    images, cropped = payload.video_frames(short_video, explained)
+    assert cropped and images.shape == (48, 256, 256, 3)
+    crop = ex.FaceCrop(explained.crop_matrix.values, small_net.input_size, (192, 192))
+    seen = crop.apply(short_video).astype(np.float64)
+    shrunk = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in images]).astype(np.float64)
+    assert np.abs(shrunk - seen).mean() < 3.0  # grey levels, out of 255
+    shifted = np.roll(shrunk, 2, axis=2)  # two model pixels off would be clearly worse
+    assert np.abs(shifted - seen).mean() > 2 * np.abs(shrunk - seen).mean()
+    explorer = ex.widgets.Explorer(explained, short_video)
+    assert explorer.has_video and len(explorer._data["frames"]["jpeg"]) == 48
+    assert not explorer.messages
+
+
+def test_video_from_a_path_and_a_video_that_does_not_fit(explained, short_video):
+    cube = example_cube(n_frames=16)
+    path = ex.samples.sample_path("participant_low")
+    explorer = ex.widgets.Explorer(cube, path)  # no crop: full frames, no overlay
+    assert explorer.has_video and explorer._data["frames"]["cropped"] is False
+    assert explorer._data["frames"]["size"] == [256, 256]
+    too_short = short_video[:10]
+    with pytest.raises(VideoReadError, match=r"covers frames 50..97: pass the video the cube was made from"):
+        ex.widgets.Explorer(explained, too_short)
+
+
+def test_agreement_is_sent_for_several_methods(explained):
+    data = ex.widgets.Explorer(explained)._data
+    matrix = np.asarray(data["agreement"]["matrix"], float)
+    np.testing.assert_allclose(matrix, explained.xai.agreement().values)
+    per_frame = np.asarray(data["agreement"]["per_frame"], float)
+    assert per_frame.shape == (48,) and np.all(np.abs(per_frame[np.isfinite(per_frame)]) <= 1)
+    assert ex.widgets.Explorer(example_cube(explainers=["gradcam"]))._data["agreement"] is None
+
+
+def test_cube_with_pixels_round_trips_and_still_explores(explained, tmp_path, short_video):
+    path = explained.xai.to_netcdf(tmp_path / "cube.nc")
+    opened = ex.open_cube(path)
+    assert opened.region_label.dtype == np.uint8 and opened.region_label.attrs["encoding"] == "index"
+    np.testing.assert_array_equal(opened.crop_matrix.values, explained.crop_matrix.values)
+    a = ex.widgets.Explorer(explained, short_video)._data
+    b = ex.widgets.Explorer(opened, short_video)._data
+    assert a["overlay"] == b["overlay"] and a["labels"] == b["labels"] and a["frames"] == b["frames"]
+
+
+def test_boxes_scheme_sends_bit_flags(small_net, short_video, short_faces):
+    cube = ex.explain(small_net, short_video[:16], faces=short_faces[:16], methods=["saliency"], regions="boxes",
+                      keep_pixels=True, progress=False)
+    assert cube.region_label.dtype == np.uint16 and cube.region_label.attrs["encoding"] == "bits"
+    data = ex.widgets.Explorer(cube)._data
+    labels = _inflate(data["labels"]["data"], np.dtype("<u2")).reshape(16, 64, 64)
+    for r in range(len(cube.region)):
+        np.testing.assert_array_equal(((labels >> r) & 1).sum(axis=(1, 2)), cube.region_area.values[:, r])
+
+
+# --- standalone HTML -----------------------------------------------------------------
+
+
+def test_save_html_is_self_contained(tmp_path):
+    cube = example_cube(explainers=["gradcam", "saliency"], pixels=True)
+    explorer = ex.widgets.Explorer(cube)
+    explorer.select(frame=5, region="mouth", method="saliency")
+    path = explorer.save_html(tmp_path / "sub" / "explorer")
+    assert path.name == "explorer.html" and path.is_file()
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", text), "nothing may be fetched"
+    state = json.loads(re.search(r'<script type="application/json" id="xe-state">(.*?)</script>', text, re.S)
+                       .group(1).replace("<\\/", "</"))
+    assert (state["frame"], state["method"], state["region"], state["playing"]) == (5, "saliency", "mouth", False)
+    assert state["_data"]["regions"] == cube.region.values.tolist()
+    assert "Plotly" in text and "function render" in text
+    assert not list(tmp_path.glob("sub/*.partial"))
+
+
+def test_frontend_is_plain_local_files():
+    js = (FRONTEND / "explorer.js").read_text(encoding="utf-8")
+    assert FRONTEND.resolve().name == "widgets" and (FRONTEND / "explorer.css").is_file()
+    assert not re.search(r"^\s*import\s", js, re.M), "no imports: no build step, no CDN"
+    assert "https://" not in js and "http://" not in js
+    assert "export default { render }" in js
