@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,25 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m expresso_xai.cli demo --out demo_output
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -ra
 
-bench: $(STAMP)
+# The browser tests drive Debian's Chromium with Playwright: install it where apt can
+# (as root or with passwordless sudo). Elsewhere they are skipped, loudly.
+APT := DEBIAN_FRONTEND=noninteractive apt-get -y -q
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		$(APT) install chromium >/dev/null 2>&1 || { $(APT) update >/dev/null && $(APT) install chromium >/dev/null; }; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "installing Debian's chromium for the browser tests (sudo)"; \
+		sudo -n $(APT) install chromium >/dev/null 2>&1 || { sudo -n $(APT) update >/dev/null && sudo -n $(APT) install chromium >/dev/null; }; \
+	else \
+		echo "WARNING: chromium is missing and apt-get is unavailable here: the browser tests will be SKIPPED"; \
+	fi
+
+bench: $(STAMP) browser
 	$(PY) benchmarks/bench_landmarks.py
 
 clean:

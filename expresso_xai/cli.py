@@ -8,6 +8,8 @@ Sub-commands:
 * ``expresso-xai explain VIDEO --model demo|PATH --methods ... --out cube.nc`` — explain
   a video and write the attribution cube.
 * ``expresso-xai inspect cube.nc`` — summarise a cube.
+* ``expresso-xai explore cube.nc --video VIDEO --out explorer.html`` — the interactive
+  Explorer as a standalone HTML file (no kernel, no network needed to open it).
 * ``expresso-xai train MANIFEST --model r3d_18`` — fine-tune on a cohort (participant-level metrics).
 * ``expresso-xai samples make --out DIR`` — generate a synthetic cohort.
 * ``expresso-xai samples ship`` — regenerate the shipped samples in ``data_samples/``.
@@ -163,6 +165,19 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    from .cube import open_cube
+    from .widgets import Explorer
+
+    cube = open_cube(args.cube)
+    explorer = Explorer(cube, args.video, method=args.method)
+    path = explorer.save_html(args.out)
+    for message in explorer.messages:
+        print(f"note: {message}")
+    print(f"explorer   {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser)")
+    return 0
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -235,7 +250,7 @@ def cmd_demo(args) -> int:
     methods = ["gradcam", "integrated_gradients", "occlusion"]
     cube_path = out_dir / f"{args.sample}.nc"
     started = time.perf_counter()
-    cube = _explain_video(str(video_path), "demo", methods, cube_path, None, "partition", 8, False)
+    cube = _explain_video(str(video_path), "demo", methods, cube_path, None, "partition", 8, True)
     truth = load_truth(args.sample)
     print(f"explained  {len(methods)} methods over {cube.sizes['clip']} clips in {time.perf_counter() - started:.0f} s; "
           f"predicted score {float(cube.prediction.mean()):.1f} (true {truth['score']:.1f})")
@@ -246,8 +261,12 @@ def cmd_demo(args) -> int:
         figure = out_dir / f"{args.sample}_{method}"
         region_time_heatmap(cube, method, value="density", path=figure)
         figures.append(figure.with_suffix(".png"))
+    from .widgets import Explorer
+
+    explorer = Explorer(cube, video_path, method="occlusion").save_html(out_dir / f"{args.sample}_explorer.html")
     print(f"cube       {cube_path}")
     print(f"figures    {', '.join(str(f) for f in figures)} (and .pdf)")
+    print(f"explorer   {explorer} (interactive; open it in a browser)")
     print(f"\nLook at {figures[-1].resolve()}: the eyes light up during the long eye closures "
           f"(ground truth: {sum(e['type'] == 'long_closure' for e in truth['events'])} closures in {args.sample}.json).")
     return 0
@@ -306,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="summarise an attribution cube")
     inspect.add_argument("cube")
     inspect.set_defaults(func=cmd_inspect)
+
+    explore = commands.add_parser("explore", help="write the interactive Explorer of a cube as standalone HTML")
+    explore.add_argument("cube")
+    explore.add_argument("--video", default=None, help="the video the cube was made from (for overlays)")
+    explore.add_argument("--method", default=None, help="the explainer shown first")
+    explore.add_argument("--out", default="explorer.html")
+    explore.set_defaults(func=cmd_explore)
 
     landmarks = commands.add_parser("landmarks", help="track 68 landmarks and save them (.npz)")
     landmarks.add_argument("video")

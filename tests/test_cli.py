@@ -103,6 +103,8 @@ def test_demo_draws_the_shipped_sample(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert str(figure.resolve()) in printed, printed
     assert "found in 250/250 frames" in printed, printed
+    explorer = out / "participant_high_explorer.html"
+    assert str(explorer) in printed and explorer.stat().st_size > 1_000_000
 
 
 @pytest.mark.parametrize("mistake", ["directory", "not_a_video", "frame_out_of_range", "unknown_sample"])
@@ -163,6 +165,28 @@ def test_explain_writes_a_cube_that_inspect_summarises(tmp_path, capsys, scripte
     assert main(["inspect", str(out)]) == 0
     summary = capsys.readouterr().out
     assert "small" in summary and "partition" in summary and "40 frames" in summary
+
+
+def test_explore_writes_the_standalone_explorer(tmp_path, capsys, scripted_model):
+    video = ex.samples.sample_path("participant_low")
+    cube = tmp_path / "cube.nc"
+    assert main(["explain", str(video), "--model", str(scripted_model), "--methods", "saliency",
+                 "--out", str(cube), "--max-frames", "24", "--keep-pixels"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "explorer.html"
+    assert main(["explore", str(cube), "--video", str(video), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "note:" not in printed
+    assert 'id="xe-state"' in out.read_text(encoding="utf-8")
+    # without the video it still works and says what is missing
+    assert main(["explore", str(cube), "--out", str(tmp_path / "bare.html")]) == 0
+    assert "note: No video given" in capsys.readouterr().out
+    # a video that is not the cube's: a clear error, not a traceback
+    short = tmp_path / "short.mp4"
+    ex.samples.write_video(ex.load_video(video, max_frames=10).frames, short, 25.0)
+    assert main(["explore", str(cube), "--video", str(short), "--out", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert "expresso-xai: error:" in err and "pass the video the cube was made from" in err and "Traceback" not in err
 
 
 def test_explain_reports_what_a_scripted_model_cannot_do(tmp_path, capsys, scripted_model, video_path):

@@ -1,0 +1,292 @@
+"""Explorer widget costs, against the obvious alternative measured in the same run.
+
+1. Building ``ex.widgets.Explorer(cube, video)`` for a 300-frame cube with its video:
+   seconds to encode everything once, the payload's size (JSON of ``explorer._data``)
+   and the size of the standalone HTML file.
+2. A frame change in the browser: the standalone HTML opened from a file URL in Debian's
+   Chromium (headless, driven by Playwright), 112x112 pixel maps, 3 methods; the slider
+   is scrubbed to ``--changes`` scattered frames and, per change, the input handler's
+   synchronous time and the time until the browser's next animation frame (when the new
+   canvas is painted) are measured. Goal: <= 50 ms per frame change. Each repeat opens a
+   fresh page, so every frame is shown there for the first time (no warm caches).
+3. The alternative, what people do without the widget: an ``ipywidgets.interact``-style
+   callback that redraws the frame with matplotlib on every change (imshow of the cropped
+   video frame, the attribution over it with alpha, region outlines with contour) and
+   saves it to PNG bytes, as the kernel would send them. Timed in the kernel alone, so it
+   is a lower bound of that approach's latency (no websocket round trip, no decode).
+
+    .venv/bin/python benchmarks/bench_widget.py [--frames 300] [--changes 100] [--repeats 3]
+
+Without Chromium the browser part is skipped with a message (``apt-get install -y chromium``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import expresso_xai as ex
+
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+GOAL_MS = 50.0
+
+# Same measurement as tests/test_browser.py::time_frame_changes: scrub the slider to n
+# scattered frames; per change, the handler's time and the time to the next animation frame.
+TIME_FRAME_CHANGES = """async (slider, n) => {
+    const sync = [], painted = [], shown = [];
+    const T = Number(slider.max) + 1;
+    let k = 17;
+    for (let i = 0; i < n; i++) {
+        k = (k * 7919 + 104729) % T;
+        const t0 = performance.now();
+        slider.value = String(k);
+        slider.dispatchEvent(new Event('input', {bubbles: true}));
+        sync.push(performance.now() - t0);
+        await new Promise(r => requestAnimationFrame(r));
+        painted.push(performance.now() - t0);
+        shown.push(k);
+    }
+    return {sync, painted, frames: T, last: k};
+}"""
+
+
+def make_cube(n_frames: int):
+    """A cube like tests/test_browser.py's ``cube_300``: generated video, a small 3-D CNN
+    at 112x112, gradcam + saliency + integrated gradients, pixel maps kept."""
+    sample = ex.samples.render(ex.samples.SampleSpec(seed=11, seconds=n_frames / 25.0, score=40, name="browser"))
+    video = ex.Video.from_array(sample.frames, fps=25.0, source="generated:browser")
+    faces = ex.track_faces(video, progress=False)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv3d(8, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(8, 1))
+    model = ex.models.wrap(net, input_size=(112, 112), name="small-112")
+    cube = ex.explain(model, video, faces=faces, methods=["gradcam", "saliency", "integrated_gradients"],
+                      keep_pixels=True, progress=False)
+    return cube, video
+
+
+def stats(values) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    return {"median": float(np.median(values)), "p95": float(np.percentile(values, 95)), "max": float(values.max())}
+
+
+def fmt(s: dict) -> str:
+    return f"median {s['median']:7.2f} ms   p95 {s['p95']:7.2f} ms   max {s['max']:7.2f} ms"
+
+
+def browser_frame_changes(html: Path, times: list, changes: int, repeats: int) -> dict | None:
+    """Frame-change timings from ``repeats`` fresh pages, pooled; None without Chromium."""
+    if CHROMIUM is None:
+        return None
+    from playwright.sync_api import sync_playwright
+
+    sync, painted, ready = [], [], []
+    frames = None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            for _ in range(repeats):
+                errors: list = []
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                try:
+                    started = time.perf_counter()
+                    page.goto(html.as_uri())
+                    page.wait_for_selector(".xe[data-ready='1']", timeout=120_000)
+                    ready.append(time.perf_counter() - started)
+                    result = page.eval_on_selector(".xe-slider", TIME_FRAME_CHANGES, changes)
+                    shown = int(page.get_attribute(".xe-frame-label", "data-frame"))
+                    if shown != times[result["last"]]:
+                        raise RuntimeError(f"the page shows frame {shown}, expected {times[result['last']]}")
+                    if errors:
+                        raise RuntimeError(f"errors in the page: {errors}")
+                    sync += result["sync"]
+                    painted += result["painted"]
+                    frames = result["frames"]
+                finally:
+                    page.close()
+        finally:
+            browser.close()
+    return {"sync": stats(sync), "painted": stats(painted), "frames": frames, "changes": len(sync),
+            "ready_s": min(ready)}
+
+
+def matplotlib_alternative(cube, video, explorer, n: int, repeats: int) -> dict:
+    """Per-frame time of an interact-style matplotlib redraw, two ways: a new figure per
+    change (what such callbacks usually do) and one figure reused (its best case)."""
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from expresso_xai.regions import REGION_COLOURS
+
+    method = explorer.method
+    data = explorer._data
+    signed, scale = data["signed"][method], data["overlay"]["scale"][method]
+    cmap, vmin, vmax = ("RdBu_r", -scale, scale) if signed else ("inferno", 0.0, scale)
+    regions = cube["region"].values.tolist()
+    label_da = cube["region_label"]
+    bits = label_da.attrs.get("encoding", "index" if label_da.dtype == np.uint8 else "bits") == "bits"
+    times = cube["time"].values.astype(np.int64)
+    h, w = cube.sizes["y"], cube.sizes["x"]
+    px = 256  # the same display size as the widget's player
+    colours = {r: np.asarray(REGION_COLOURS.get(r, (200, 200, 200))) / 255 for r in regions}
+
+    def inputs(position: int):
+        """What the callback reads for one frame: crop the video frame, the pixel map, the labels."""
+        t = int(times[position])
+        frame = cv2.warpAffine(video.frames[t - int(video.start)], cube["crop_matrix"].values[position], (w, h),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        pixels = cube["pixels"].sel(explainer=method).isel(time=position).values
+        labels = label_da.isel(time=position).values
+        return frame, pixels, labels
+
+    def masks(labels):
+        for r, name in enumerate(regions):
+            if name == "background":
+                continue
+            inside = ((labels >> r) & 1) if bits else (labels == r)
+            if inside.any():
+                yield name, inside.astype(np.float32)
+
+    def fresh(position: int) -> bytes:
+        frame, pixels, labels = inputs(position)
+        fig, ax = plt.subplots(figsize=(px / 100, px / 100), dpi=100)
+        ax.set_axis_off()
+        fig.subplots_adjust(0, 0, 1, 1)
+        ax.imshow(frame)
+        ax.imshow(pixels, cmap=cmap, vmin=vmin, vmax=vmax, alpha=0.6)
+        for name, inside in masks(labels):
+            ax.contour(inside, levels=[0.5], colors=[colours[name]], linewidths=1)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        return buffer.getvalue()
+
+    fig, ax = plt.subplots(figsize=(px / 100, px / 100), dpi=100)
+    ax.set_axis_off()
+    fig.subplots_adjust(0, 0, 1, 1)
+    frame0, pixels0, _ = inputs(0)
+    image = ax.imshow(frame0)
+    overlay = ax.imshow(pixels0, cmap=cmap, vmin=vmin, vmax=vmax, alpha=0.6)
+    contours: list = []
+
+    def reused(position: int) -> bytes:
+        frame, pixels, labels = inputs(position)
+        image.set_data(frame)
+        overlay.set_data(pixels)
+        for c in contours:
+            c.remove()
+        contours.clear()
+        for name, inside in masks(labels):
+            contours.append(ax.contour(inside, levels=[0.5], colors=[colours[name]], linewidths=1))
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    positions = [(17 + i * 7919) % len(times) for i in range(n)]
+    fresh(positions[0]), reused(positions[0])  # warm up (font cache, colormaps)
+    timings = {"fresh": [], "reused": []}
+    sizes = []
+    for _ in range(repeats):
+        for position in positions:
+            for key, function in (("fresh", fresh), ("reused", reused)):
+                started = time.perf_counter()
+                png = function(position)
+                timings[key].append((time.perf_counter() - started) * 1000)
+            sizes.append(len(png))
+    plt.close(fig)
+    return {key: stats(values) for key, values in timings.items()} | {"png_kb": float(np.mean(sizes)) / 1024,
+                                                                        "n": len(timings["fresh"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300, help="frames in the cube (25 fps)")
+    parser.add_argument("--changes", type=int, default=100, help="frame changes per browser page")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="Explorer builds (best is kept), fresh browser pages, matplotlib rounds")
+    parser.add_argument("--alternative-frames", type=int, default=30, help="frames redrawn with matplotlib per round")
+    args = parser.parse_args()
+    torch.set_grad_enabled(True)
+
+    started = time.perf_counter()
+    cube, video = make_cube(args.frames)
+    n_frames = cube.sizes["time"]
+    print(f"cube: {n_frames} frames, pixel maps {cube.sizes['y']}x{cube.sizes['x']}, "
+          f"methods {cube['explainer'].values.tolist()}, {cube.sizes['region']} regions "
+          f"(made in {time.perf_counter() - started:.1f} s, not part of the benchmark)")
+
+    # 1. building the Explorer ---------------------------------------------------------
+    builds = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        explorer = ex.widgets.Explorer(cube, video)
+        builds.append(time.perf_counter() - started)
+    build = min(builds)
+    payload_mb = len(json.dumps(explorer._data, allow_nan=False)) / 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        html = explorer.save_html(Path(tmp) / "explorer.html")
+        save = time.perf_counter() - started
+        html_mb = html.stat().st_size / 1e6
+        print("\n1. building Explorer(cube, video), everything encoded once")
+        print(f"   build (best of {args.repeats})          {build:8.2f} s  ({build / n_frames * 1000:.1f} ms per frame)")
+        print(f"   payload (JSON of _data)     {payload_mb:8.2f} MB ({payload_mb / n_frames * 1000:.1f} kB per frame)")
+        print(f"   standalone HTML             {html_mb:8.2f} MB (saved in {save:.2f} s; includes plotly.js)")
+
+        # 2. frame changes in the browser ------------------------------------------------
+        print(f"\n2. frame change in the browser: standalone HTML from a file URL, {args.changes} scattered "
+              f"changes x {args.repeats} fresh pages")
+        ours = browser_frame_changes(html, explorer._data["times"], args.changes, args.repeats)
+    if ours is None:
+        print("   SKIPPED: Debian's chromium is not installed (apt-get install -y chromium); "
+              "no browser timings in this run")
+    else:
+        print(f"   page ready (best)           {ours['ready_s']:8.2f} s  (load, decode all frames, draw)")
+        print(f"   handler, synchronous        {fmt(ours['sync'])}")
+        print(f"   until next animation frame  {fmt(ours['painted'])}   (goal <= {GOAL_MS:.0f} ms)")
+
+    # 3. the alternative ----------------------------------------------------------------
+    alternative = matplotlib_alternative(cube, video, explorer, args.alternative_frames, args.repeats)
+    print(f"\n3. alternative: interact-style matplotlib redraw per change (imshow frame + overlay alpha 0.6 + "
+          f"contour outlines, savefig PNG {alternative['png_kb']:.0f} kB), {alternative['n']} redraws each, "
+          f"kernel side only")
+    print(f"   new figure per change       {fmt(alternative['fresh'])}")
+    print(f"   one figure reused           {fmt(alternative['reused'])}")
+
+    # summary ---------------------------------------------------------------------------
+    print("\nsummary")
+    print(f"   Explorer build: {build:.2f} s for {n_frames} frames; payload {payload_mb:.1f} MB; "
+          f"standalone HTML {html_mb:.1f} MB")
+    fresh, reused = alternative["fresh"]["median"], alternative["reused"]["median"]
+    if ours is None:
+        print("   browser frame change: SKIPPED (no chromium)")
+        print(f"   matplotlib redraw per change (lower bound of the alternative): {fresh:.1f} ms "
+              f"(reused figure {reused:.1f} ms)")
+    else:
+        painted = ours["painted"]["median"]
+        verdict = "meets" if ours["painted"]["p95"] <= GOAL_MS else (
+            "median meets" if painted <= GOAL_MS else "MISSES")
+        print(f"   frame change, ours: median {painted:.1f} ms, p95 {ours['painted']['p95']:.1f} ms to the next "
+              f"paint (handler {ours['sync']['median']:.1f} ms) -> {verdict} the <= {GOAL_MS:.0f} ms goal")
+        print(f"   alternative (matplotlib, lower bound): {fresh:.1f} ms new figure, {reused:.1f} ms reused figure")
+        print(f"   alternative / ours (medians): {fresh / painted:.1f}x (new figure), {reused / painted:.1f}x "
+              f"(reused figure)")
+
+
+if __name__ == "__main__":
+    main()

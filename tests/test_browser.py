@@ -1,0 +1,321 @@
+"""The Explorer in a real browser: Debian's Chromium driven by Playwright.
+
+1. The standalone HTML of a 300-frame cube, opened from a file URL (no server, no
+   kernel): heatmap, player, clicks, method switch, and the time a frame change takes.
+2. JupyterLab on localhost: the quickstart notebook opened, every cell run, and the
+   widget checked the way a person would check it; the kernel sees the clicks.
+
+Screenshots and timings go to ``test-artifacts/browser/``. Without Chromium these tests
+are skipped with a loud reason (``make test`` installs it with apt where it can).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import expresso_xai as ex
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+N_REGIONS = 12
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("BROWSER TESTS SKIPPED: Debian's chromium is not installed. `make test` installs it with "
+                    "apt-get where apt is available; otherwise run `apt-get install -y chromium`.")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _page(browser, errors: list):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page
+
+
+# --- what a person checks, as page functions -------------------------------------------
+
+def canvas_stats(page, selector=".xe-canvas") -> dict:
+    """Mean, spread and a checksum of a canvas's pixels."""
+    return page.eval_on_selector(selector, """c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let sum = 0, sq = 0, hash = 0;
+        for (let i = 0; i < d.length; i += 4) {
+            const g = (d[i] + d[i + 1] + d[i + 2]) / 3;
+            sum += g; sq += g * g; hash = (hash * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
+        }
+        const n = d.length / 4, mean = sum / n;
+        return {mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)), hash, width: c.width, height: c.height};
+    }""")
+
+
+def heatmap_rows(page) -> tuple[int, list[str]]:
+    """Rows of the plotly heatmap (its data) and the region labels drawn on its axis."""
+    return page.eval_on_selector(".xe-heatmap", """gd => [gd.data[0].z.length,
+        [...gd.querySelectorAll('.ytick text')].map(t => t.textContent)]""")
+
+
+def shown_frame(page) -> int:
+    return int(page.get_attribute(".xe-frame-label", "data-frame"))
+
+
+def click_heatmap_cell(page, frame: int, region: str) -> None:
+    page.locator(".xe-heatmap").scroll_into_view_if_needed()
+    x, y = page.eval_on_selector(".xe-heatmap", """(gd, [frame, region]) => {
+        const layout = gd._fullLayout, box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        return [box.left + layout.xaxis.l2p(frame), box.top + layout.yaxis.l2p(gd.data[0].y.indexOf(region))];
+    }""", [frame, region])
+    page.mouse.click(x, y)
+
+
+def time_frame_changes(page, n: int = 60) -> dict:
+    """Scrub to ``n`` scattered frames; per change, the time the handler takes and the
+    time until the browser's next animation frame (when the new canvas is painted)."""
+    return page.eval_on_selector(".xe-slider", """async (slider, n) => {
+        const sync = [], painted = [];
+        const T = Number(slider.max) + 1;
+        let k = 17;
+        for (let i = 0; i < n; i++) {
+            k = (k * 7919 + 104729) % T;
+            const t0 = performance.now();
+            slider.value = String(k);
+            slider.dispatchEvent(new Event('input', {bubbles: true}));
+            sync.push(performance.now() - t0);
+            await new Promise(r => requestAnimationFrame(r));
+            painted.push(performance.now() - t0);
+        }
+        return {sync, painted, frames: T};
+    }""", n)
+
+
+def _summary(timings: dict) -> dict:
+    out = {"frames": timings["frames"], "changes": len(timings["sync"])}
+    for key in ("sync", "painted"):
+        values = np.asarray(timings[key])
+        out[key] = {"median_ms": round(float(np.median(values)), 2),
+                    "p95_ms": round(float(np.percentile(values, 95)), 2), "max_ms": round(float(values.max()), 2)}
+    return out
+
+
+def check_explorer(page, name: str, frame: int, region: str, other_method: str) -> None:
+    """The checks a person makes, with screenshots."""
+    explorer = page.locator(".xe")
+    explorer.scroll_into_view_if_needed()
+    explorer.screenshot(path=ARTIFACTS / f"{name}_1_ready.png")
+
+    player = canvas_stats(page)
+    assert player["std"] > 10, f"the player looks blank: {player}"
+
+    rows, labels = heatmap_rows(page)
+    assert rows == N_REGIONS and len(labels) == N_REGIONS, (rows, labels)
+
+    before = shown_frame(page)
+    assert before != frame
+    click_heatmap_cell(page, frame, region)
+    page.wait_for_function(f"() => document.querySelector('.xe-frame-label').dataset.frame === '{frame}'",
+                           timeout=5000)
+    assert shown_frame(page) == frame
+    assert region in page.text_content(".xe-region-label")
+    explorer.screenshot(path=ARTIFACTS / f"{name}_2_clicked.png")
+
+    overlay = canvas_stats(page)
+    page.select_option(".xe-method", other_method)
+    page.wait_for_function(f"() => document.querySelector('.xe-compare-item.xe-selected').dataset.explainer "
+                           f"=== '{other_method}'", timeout=5000)
+    switched = canvas_stats(page)
+    assert switched["hash"] != overlay["hash"], "the method selector did not change the overlay"
+    assert shown_frame(page) == frame  # same frame, other method
+    explorer.screenshot(path=ARTIFACTS / f"{name}_3_method.png")
+
+
+def measure_frame_changes(page, name: str) -> dict:
+    """Frame-change timings, written to the artifacts and printed."""
+    timings = _summary(time_frame_changes(page))
+    (ARTIFACTS / f"{name}_frame_timing.json").write_text(json.dumps(timings, indent=2))
+    print(f"\n{name}: frame change {timings}")
+    return timings
+
+
+# --- 1. standalone HTML, 300 frames ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cube_300():
+    """A 300-frame cube at 112x112 with pixel maps, and its video (made by the generator)."""
+    import torch
+
+    sample = ex.samples.render(ex.samples.SampleSpec(seed=11, seconds=12.0, score=40, name="browser"))
+    video = ex.Video.from_array(sample.frames, fps=25.0, source="generated:browser")
+    faces = ex.track_faces(video, progress=False)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv3d(8, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(8, 1))
+    model = ex.models.wrap(net, input_size=(112, 112), name="small-112")
+    cube = ex.explain(model, video, faces=faces, methods=["gradcam", "saliency", "integrated_gradients"],
+                      keep_pixels=True, progress=False)
+    assert cube.sizes["time"] == 300
+    return cube, video
+
+
+def test_standalone_html_from_a_file_url(browser, cube_300, tmp_path):
+    cube, video = cube_300
+    path = ex.widgets.Explorer(cube, video).save_html(tmp_path / "explorer.html")
+    errors: list = []
+    page = _page(browser, errors)
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_selector(".xe[data-ready='1']", timeout=60_000)
+        assert not errors, errors
+        check_explorer(page, "standalone", frame=200, region="mouth", other_method="integrated_gradients")
+        timings = measure_frame_changes(page, "standalone")
+        assert timings["frames"] == 300
+        # reported, not a tight bound (shared machines are noisy); the goal is <= 50 ms
+        assert timings["painted"]["median_ms"] < 250, timings
+        page.screenshot(path=ARTIFACTS / "standalone_page.png", full_page=True)
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+# --- 2. JupyterLab ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """JupyterLab on localhost over a copy of the notebooks; shut down whatever happens."""
+    if CHROMIUM is None:
+        pytest.skip("BROWSER TESTS SKIPPED: Debian's chromium is not installed (see the module docstring)")
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    shutil.copytree(ROOT / "notebooks", root, ignore=shutil.ignore_patterns("outputs", ".ipynb_checkpoints"))
+    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    # no "Would you like to get notified about Jupyter news?" prompt, no update checks
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
+                                                                            "checkForUpdates": False}))
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"), "JUPYTER_CONFIG_DIR": str(base / "config"),
+           "JUPYTER_RUNTIME_DIR": str(base / "runtime")}
+    port, token = _free_port(), secrets.token_hex(16)
+    log = open(base / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+         "--LabApp.extension_manager=readonly", "--ServerApp.open_browser=False"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start; see {base / 'server.log'}:\n"
+                                       + (base / "server.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield {"url": url, "token": token, "root": root}
+    finally:
+        try:  # the server's own shutdown also stops the kernels it started
+            request = urllib.request.Request(f"{url}/api/shutdown?token={token}", method="POST")
+            urllib.request.urlopen(request, timeout=5).read()
+            server.wait(timeout=20)
+        except Exception:
+            pass
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+        shutil.copy(base / "server.log", ARTIFACTS / "jupyterlab_server.log") if ARTIFACTS.exists() else None
+
+
+KERNEL = "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+
+
+def run_in_kernel(page, code: str) -> str:
+    """Run ``code`` in the notebook's kernel and return what it printed."""
+    return page.evaluate("""async (code) => {
+        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+        const future = kernel.requestExecute({code, store_history: false});
+        let text = '';
+        future.onIOPub = (msg) => { if (msg.header.msg_type === 'stream') text += msg.content.text; };
+        await future.done;
+        return text;
+    }""", code)
+
+
+def test_quickstart_notebook_in_jupyterlab(browser, jupyterlab):
+    errors: list = []
+    page = _page(browser, errors)
+    try:
+        page.goto(f"{jupyterlab['url']}/lab/tree/01_quickstart.ipynb?token={jupyterlab['token']}")
+        page.wait_for_selector(".jp-Notebook", timeout=90_000)
+        page.wait_for_function(f"() => {{ try {{ return {KERNEL}.status === 'idle'; }} catch (e) {{ return false; }} }}",
+                               timeout=90_000)
+        page.screenshot(path=ARTIFACTS / "jupyterlab_0_opened.png")
+        assert page.locator(".jp-Dialog").count() == 0, "a dialog (kernel choice?) blocks the notebook"
+
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_selector(".xe[data-ready='1']", timeout=600_000)
+        page.wait_for_function(
+            f"""() => {KERNEL}.status === 'idle' &&
+                [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].every(
+                    p => /\\[\\d+\\]/.test(p.textContent))""", timeout=600_000)
+        cells = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.toJSON().cells")
+        code_cells = [c for c in cells if c["cell_type"] == "code"]
+        failures = [o for c in code_cells for o in c["outputs"] if o["output_type"] == "error"]
+        assert not failures, [f"{o['ename']}: {o['evalue']}" for o in failures]
+        assert all(c["execution_count"] for c in code_cells)
+        page.screenshot(path=ARTIFACTS / "jupyterlab_1_ran.png")
+
+        # the notebook selected frame 120 / left_eye from Python: the browser shows it
+        assert page.get_attribute(".xe-frame-label", "data-frame") == run_in_kernel(
+            page, "print(explorer.frame, end='')")
+        check_explorer(page, "jupyterlab", frame=70, region="right_eye", other_method="occlusion")
+        # and the kernel heard the click and the method change
+        assert run_in_kernel(page, "print(explorer.frame, explorer.region, explorer.method)").split() == [
+            "70", "right_eye", "occlusion"]
+        timings = measure_frame_changes(page, "jupyterlab")
+        assert timings["frames"] == 250
+        assert not errors, errors
+    finally:
+        page.screenshot(path=ARTIFACTS / "jupyterlab_9_last.png")
+        page.close()
