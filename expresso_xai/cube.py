@@ -358,7 +358,9 @@ def make_cube(
         else:
             raise CubeError(f"region_label must be uint8 region indices or uint16 bit flags, got {labels.dtype}")
         data_vars["region_label"] = (("time", "y", "x"), labels,
-                                     {"long_name": "region of each model-input pixel", "encoding": encoding})
+                                     {"long_name": "region of each model-input pixel", "encoding": encoding,
+                                      # what the indices / bits refer to, even after cube.sel(region=...)
+                                      "regions": ",".join(region_labels.tolist())})
     if crop_matrix is not None:
         matrices = np.asarray(crop_matrix, dtype=np.float64)
         if matrices.shape != (T, 2, 3):
@@ -698,7 +700,8 @@ class XaiAccessor:
         table["value"] = table["value"].astype(np.float64)
         return table
 
-    def agreement(self, over: str | Iterable[str] = ("time", "region"), absolute: bool = False) -> xr.DataArray:
+    def agreement(self, over: str | Iterable[str] = ("time", "region"), absolute: bool = False,
+                  faces_only: bool = True) -> xr.DataArray:
         """Spearman rank correlation between every pair of explainers.
 
         Each explainer's attribution is ranked over the cells of ``over`` (average ranks
@@ -712,6 +715,9 @@ class XaiAccessor:
         Args:
             over: the dimensions whose cells are ranked.
             absolute: rank |attribution| (what matters, whatever the sign).
+            faces_only: leave out the frames without a face (all their pixels are
+                background, so their face regions tie at 0 and would only add agreement
+                about nothing); per frame, those frames get NaN.
 
         Example:
             >>> from expresso_xai.cube import example_cube
@@ -730,6 +736,11 @@ class XaiAccessor:
         attribution = _expanded(self._attribution, ("explainer", "time", "region")).astype(np.float64)
         if absolute:
             attribution = abs(attribution)
+        no_face = None
+        if faces_only and "face_found" in self._cube:
+            no_face = ~_expanded(self._variable("face_found"), ("time",)).values.astype(bool)
+            if "time" in over:
+                attribution = attribution.isel(time=np.flatnonzero(~no_face))
         keep = [d for d in ("time", "region") if d not in over]
         data = attribution.transpose("explainer", *keep, *over).values
         data = data.reshape(data.shape[: 1 + len(keep)] + (-1,))
@@ -740,6 +751,8 @@ class XaiAccessor:
             rho = (np.einsum("a...k,b...k->...ab", ranks, ranks)
                    / np.einsum("a...,b...->...ab", norms, norms))
         rho = np.clip(rho, -1.0, 1.0)
+        if no_face is not None and keep == ["time"]:
+            rho[no_face] = np.nan
         coords = {"explainer": list(self.explainers), "other": list(self.explainers)}
         coords.update({d: attribution[d].values for d in keep})
         return xr.DataArray(rho, dims=(*keep, "explainer", "other"), coords=coords,

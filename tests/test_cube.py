@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from expresso_xai.cube import CUBE_VERSION, make_cube, open_cube
+from expresso_xai.cube import CUBE_VERSION, example_cube, make_cube, open_cube
 from expresso_xai.errors import CubeError, ExpressoError
 from expresso_xai.regions import PARTITION_REGIONS
 
@@ -503,3 +503,29 @@ def test_open_cube_refuses_a_cube_from_a_newer_library(tmp_path, cube):
     future.to_netcdf(tmp_path / "future.nc", engine="netcdf4")
     with pytest.raises(CubeError, match="version 2 cube"):
         open_cube(tmp_path / "future.nc")
+
+
+def test_agreement_is_spearman_over_the_chosen_cells():
+    from scipy.stats import spearmanr
+
+    cube = example_cube(explainers=["gradcam", "saliency", "occlusion"], n_frames=20)
+    values = cube.attribution.values
+    face = cube.face_found.values
+    rho = cube.xai.agreement()
+    assert rho.dims == ("explainer", "other")
+    expected = spearmanr(values[0][face].ravel(), values[2][face].ravel())[0]
+    assert float(rho.sel(explainer="gradcam", other="occlusion")) == pytest.approx(expected, abs=1e-12)
+    with_no_face = cube.xai.agreement(faces_only=False)
+    assert float(with_no_face[0, 2]) == pytest.approx(spearmanr(values[0].ravel(), values[2].ravel())[0], abs=1e-12)
+    per_frame = cube.xai.agreement(over="region", absolute=True)
+    assert per_frame.dims == ("time", "explainer", "other")
+    assert float(per_frame[5, 1, 2]) == pytest.approx(spearmanr(abs(values[1, 5]), abs(values[2, 5]))[0], abs=1e-12)
+    assert np.isnan(per_frame[3]).all()  # no face in frame 3
+    per_region = cube.xai.agreement(over="time")
+    assert float(per_region[4, 0, 1]) == pytest.approx(spearmanr(values[0, face, 4], values[1, face, 4])[0],
+                                                      abs=1e-12)
+    constant = cube.copy(deep=True)
+    constant["attribution"][1] = 1.0
+    assert np.isnan(constant.xai.agreement()[1]).all()
+    with pytest.raises(CubeError, match="ranks over 'time' and/or 'region'"):
+        cube.xai.agreement(over="explainer")

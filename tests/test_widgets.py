@@ -87,7 +87,7 @@ def test_time_coordinates_are_video_frame_numbers():
     ("value", "mean", r"value must be one of"),
     ("colour", "rainbow", r"colour must be one of"),
     ("opacity", 1.5, r"opacity must be between 0 and 1"),
-    ("speed", 0.0, r"speed must be positive"),
+    ("speed", 0.0, r"speed must be a positive number"),
 ])
 def test_invalid_state_is_refused_with_a_reason(name, value, message):
     explorer = ex.widgets.Explorer(example_cube())
@@ -144,11 +144,13 @@ def test_overlay_codes_decode_to_the_pixel_maps(explained):
         codes = _inflate(data["overlay"]["data"][name]).reshape(T, h, w).astype(np.float64)
         scale = data["overlay"]["scale"][name]
         signed = data["signed"][name]
-        decoded = (codes - 127.5) / 127.5 * scale if signed else codes / 255 * scale
+        decoded = payload.decode(codes, signed) * scale
         expected = np.clip(pixels, -scale if signed else 0, scale)
-        step = scale / (127.5 if signed else 255)
+        step = scale / (127 if signed else 255)
         assert np.abs(decoded - expected).max() <= 0.51 * step + 1e-9, name
         assert np.mean(np.abs(pixels) > scale) <= 0.006  # the 99.5th percentile scale clips few pixels
+    assert payload.quantise(np.zeros(3), True, 1.0).tolist() == [128] * 3  # zero: transparent
+    assert payload.decode(np.array([128, 1, 255]), True).tolist() == [0.0, -1.0, 1.0]
     assert data["signed"]["saliency"] is False  # |gradient|: a magnitude
     assert data["signed"]["gradcam"] is False  # ReLU Grad-CAM
     assert data["signed"]["occlusion"] is True
@@ -162,6 +164,39 @@ def test_region_labels_travel_with_the_overlay(explained):
     # the labels are the ones the engine pooled with: region sizes agree with region_area
     counts = np.stack([(labels == r).sum(axis=(1, 2)) for r in range(12)], axis=1)
     np.testing.assert_array_equal(counts, explained.region_area.values)
+
+
+def test_outlines_follow_a_subset_or_reordering_of_regions(explained):
+    """region_label keeps the indices of the regions it was made with; after
+    cube.sel(region=...) the Explorer renumbers them, so outlines stay on their regions."""
+    names = explained.region.values.tolist()
+    subset = explained.sel(region=[names[5], names[1], names[0], "background"])
+    data = ex.widgets.Explorer(subset)._data
+    labels = _inflate(data["labels"]["data"]).reshape(48, 64, 64)
+    for r in range(4):
+        np.testing.assert_array_equal((labels == r).sum(axis=(1, 2)), subset.region_area.values[:, r])
+    assert set(np.unique(labels)) <= {0, 1, 2, 3, 255}
+
+
+def test_current_values_match_the_heatmap_for_every_value():
+    cube = example_cube(pixels=True)
+    explorer = ex.widgets.Explorer(cube)
+    explorer.select(frame=5)
+    for value in ("attribution", "density", "share"):
+        explorer.value = value
+        heat = np.asarray(explorer._data["heat"]["gradcam"][value], float)[:, 5]
+        np.testing.assert_allclose(explorer.current().values, heat, rtol=1e-6)
+    np.testing.assert_allclose(explorer.current().values,
+                               cube.xai.share().sel(explainer="gradcam", time=5).values, rtol=1e-6)
+
+
+def test_constructor_state_and_numpy_values():
+    explorer = ex.widgets.Explorer(example_cube(), frame=7, region="mouth", opacity=np.float32(0.25))
+    assert (explorer.frame, explorer.region, explorer.opacity) == (7, "mouth", 0.25)
+    explorer.speed = np.float64(2)
+    assert explorer.speed == 2.0
+    with pytest.raises(traitlets.TraitError, match="speed must be a positive number"):
+        explorer.speed = float("inf")
 
 
 def test_frames_are_cropped_like_the_model_saw_them(explained, short_video, small_net):
@@ -191,6 +226,12 @@ def test_video_from_a_path_and_a_video_that_does_not_fit(explained, short_video)
     too_short = short_video[:10]
     with pytest.raises(VideoReadError, match=r"covers frames 50..97: pass the video the cube was made from"):
         ex.widgets.Explorer(explained, too_short)
+    import cv2
+
+    resized = ex.Video.from_array(np.stack([cv2.resize(f, (96, 96)) for f in short_video.frames]), fps=25.0)
+    resized.start = short_video.start
+    with pytest.raises(VideoReadError, match=r"is 96x96 but the cube was made from a 192x192 video"):
+        ex.widgets.Explorer(explained, resized)
 
 
 def test_agreement_is_sent_for_several_methods(explained):
@@ -199,6 +240,9 @@ def test_agreement_is_sent_for_several_methods(explained):
     np.testing.assert_allclose(matrix, explained.xai.agreement().values)
     per_frame = np.asarray(data["agreement"]["per_frame"], float)
     assert per_frame.shape == (48,) and np.all(np.abs(per_frame[np.isfinite(per_frame)]) <= 1)
+    # a frame without a face has nothing to rank: no agreement, rather than a fake +-1
+    no_face = ex.widgets.Explorer(example_cube(explainers=["gradcam", "saliency"]))._data["agreement"]["per_frame"]
+    assert no_face[3] is None and all(v is not None for i, v in enumerate(no_face) if i != 3)
     assert ex.widgets.Explorer(example_cube(explainers=["gradcam"]))._data["agreement"] is None
 
 
@@ -239,6 +283,9 @@ def test_save_html_is_self_contained(tmp_path):
     assert state["_data"]["regions"] == cube.region.values.tolist()
     assert "Plotly" in text and "function render" in text
     assert not list(tmp_path.glob("sub/*.partial"))
+    assert explorer.save_html(tmp_path / "explorer.v2").name == "explorer.v2.html"
+    with pytest.raises(IsADirectoryError, match="give the HTML file's name"):
+        explorer.save_html(tmp_path)
 
 
 def test_frontend_is_plain_local_files():

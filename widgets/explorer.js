@@ -265,7 +265,7 @@ function render({ model, el }) {
     const px = overlayImage.data;
     for (let p = 0; p < oh * ow; p++) {
       const q = codes[offset + p];
-      const v = signed ? (q - 127.5) / 127.5 : q / 255;
+      const v = signed ? Math.max(-1, Math.min(1, (q - 128) / 127)) : q / 255; // payload.decode
       const magnitude = Math.abs(v);
       const c = lut[div ? Math.round((Math.max(-1, Math.min(1, v)) + 1) * 127.5) : Math.round(magnitude * 255)];
       px[4 * p] = c[0];
@@ -500,16 +500,19 @@ function render({ model, el }) {
 
   function heatmapFigure() {
     const name = model.get("method");
-    const z = heatRows(name);
+    const signed = signedData(name);
+    const div = diverging(name);
+    // magnitude colours for a signed method show |value|: a strongly negative region
+    // must not look like "nothing"
+    const z = !div && signed ? heatRows(name).map((row) => row.map((v) => (v == null ? null : Math.abs(v)))) : heatRows(name);
     // the colour range leaves out the background row (its big sums would wash out the
     // face); background cells beyond the range saturate, their values are in the hover.
     const m = finiteMax(z, data.regions.indexOf("background"));
-    const div = diverging(name);
     const trace = {
       type: "heatmap", z, x: data.times, y: data.regions,
       colorscale: colourscale(div ? data.luts.diverging : data.luts.sequential),
       zmin: div ? -m : 0, zmax: m, xgap: 0, ygap: 1,
-      hovertemplate: "frame %{x}<br>%{y}: %{z:.4g}<extra></extra>",
+      hovertemplate: `frame %{x}<br>%{y}: %{z:.4g}${!div && signed ? " (|value|)" : ""}<extra></extra>`,
       colorbar: { thickness: 10, len: 0.95, outlinewidth: 0 },
     };
     const layout = {

@@ -79,10 +79,10 @@ class Explorer(anywidget.AnyWidget):
     region = traitlets.Unicode("").tag(sync=True)
     value = traitlets.Unicode("attribution").tag(sync=True)
     colour = traitlets.Unicode("auto").tag(sync=True)
-    opacity = traitlets.Float(0.6).tag(sync=True)
+    opacity = traitlets.CFloat(0.6).tag(sync=True)
     outlines = traitlets.Bool(True).tag(sync=True)
     playing = traitlets.Bool(False).tag(sync=True)
-    speed = traitlets.Float(1.0).tag(sync=True)
+    speed = traitlets.CFloat(1.0).tag(sync=True)
     _data = traitlets.Dict().tag(sync=True)
     _plotly = traitlets.Unicode("").tag(sync=True)
 
@@ -92,12 +92,13 @@ class Explorer(anywidget.AnyWidget):
         _check_cube(cube, "the cube")
         self._cube = cube
         self._times = cube["time"].values.astype(np.int64)
-        data = payload.build(cube, video)
-        explainers = data["explainers"]
+        explainers = cube["explainer"].values.tolist()
         if method is not None and method not in explainers:
             raise CubeError(f"method {method!r} is not in the cube; it has {explainers}")
-        super().__init__(_data=data, _plotly=plotly_js(), method=method or explainers[0],
-                         frame=int(self._times[0]), **kwargs)
+        self._heat = payload.heat_values(cube)
+        data = payload.build(cube, video)
+        kwargs.setdefault("frame", int(self._times[0]))
+        super().__init__(_data=data, _plotly=plotly_js(), method=method or explainers[0], **kwargs)
 
     # --- validation: the browser and Python get the same errors ---------------------
 
@@ -143,8 +144,8 @@ class Explorer(anywidget.AnyWidget):
 
     @traitlets.validate("speed")
     def _valid_speed(self, proposal):
-        if not proposal["value"] > 0:
-            raise traitlets.TraitError(f"speed must be positive, got {proposal['value']}")
+        if not 0 < proposal["value"] < float("inf"):
+            raise traitlets.TraitError(f"speed must be a positive number, got {proposal['value']}")
         return float(proposal["value"])
 
     # --- Python API -----------------------------------------------------------------
@@ -195,7 +196,7 @@ class Explorer(anywidget.AnyWidget):
     def current(self) -> pd.Series:
         """The shown method's values (``value``) for each region at the shown frame."""
         position = int(np.searchsorted(self._times, self.frame))
-        heat = payload.heat_values(self._cube.isel(time=[position]))[self.method][self.value][:, 0]
+        heat = self._heat[self.method][self.value][:, position]
         return pd.Series(heat, index=self._cube["region"].values.tolist(), name=f"{self.method} {self.value}")
 
     # --- standalone HTML ------------------------------------------------------------
@@ -212,9 +213,11 @@ class Explorer(anywidget.AnyWidget):
             >>> ex.widgets.Explorer(example_cube()).save_html(path).stat().st_size > 1_000_000
             True
         """
-        path = Path(path)
+        path = Path(path).expanduser()
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a directory; give the HTML file's name, e.g. {path / 'explorer.html'}")
         if path.suffix.lower() not in (".html", ".htm"):
-            path = path.with_suffix(".html")
+            path = path.with_name(path.name + ".html")
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {name: getattr(self, name) for name in
                  ("frame", "method", "region", "value", "colour", "opacity", "outlines", "speed")}

@@ -13,6 +13,7 @@ starts, so the same data drive the live widget and the standalone HTML file:
 from __future__ import annotations
 
 import base64
+import json
 import zlib
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def _lut(name: str) -> list[list[int]]:
 def _finite(values: np.ndarray) -> list:
     """A float array as nested lists with NaN as None (JSON has no NaN)."""
     values = np.asarray(values, dtype=np.float64)
-    out = np.where(np.isfinite(values), values, np.nan).round(8).astype(object)
+    out = values.astype(object)
     out[~np.isfinite(values)] = None
     return out.tolist()
 
@@ -80,11 +81,40 @@ def _scale(values: np.ndarray) -> float:
 
 
 def quantise(pixels: np.ndarray, signed: bool, scale: float) -> np.ndarray:
-    """uint8 codes of a pixel map: signed maps put 0 at 127.5, magnitudes at 0."""
+    """uint8 codes of a pixel map, ``value / scale`` clipped: signed maps use 1..255 with
+    0 at exactly 128 (so a zero is transparent), magnitudes use 0..255."""
     v = np.nan_to_num(np.asarray(pixels, np.float64) / scale)
     if signed:
-        return np.round(127.5 + 127.5 * np.clip(v, -1, 1)).astype(np.uint8)
+        return np.round(128 + 127 * np.clip(v, -1, 1)).astype(np.uint8)
     return np.round(255 * np.clip(v, 0, 1)).astype(np.uint8)
+
+
+def decode(codes: np.ndarray, signed: bool) -> np.ndarray:
+    """The inverse of :func:`quantise`, in units of the scale (what explorer.js does)."""
+    codes = np.asarray(codes, np.float64)
+    return np.clip((codes - 128) / 127, -1, 1) if signed else codes / 255
+
+
+def region_labels(cube: xr.Dataset) -> tuple[np.ndarray, str]:
+    """``region_label`` renumbered to the cube's current regions (indices, or bits), so a
+    cube subset or reordered with ``.sel(region=...)`` still outlines the right regions.
+    Pixels of a region no longer in the cube get index 255 / no bit."""
+    variable = cube["region_label"]
+    labels = variable.transpose("time", "y", "x").values
+    encoding = variable.attrs.get("encoding", "index" if labels.dtype == np.uint8 else "bits")
+    current = cube["region"].values.tolist()
+    stored = [n for n in str(variable.attrs.get("regions", "")).split(",") if n] or current
+    if stored == current:
+        return labels, encoding
+    if encoding == "index":
+        lookup = np.array([current.index(n) if n in current else 255 for n in stored] + [255] * (256 - len(stored)),
+                          np.uint8)
+        return lookup[labels], encoding
+    remapped = np.zeros_like(labels, dtype=np.uint16)
+    for old, name in enumerate(stored):
+        if name in current:
+            remapped |= (((labels >> old) & 1) << current.index(name)).astype(np.uint16)
+    return remapped, encoding
 
 
 def display_factor(size: tuple[int, int]) -> int:
@@ -108,6 +138,13 @@ def video_frames(video, cube: xr.Dataset):
             f"{video.source or 'the video'} has frames {video.start}..{video.start + len(video) - 1} but the cube "
             f"covers frames {times.min()}..{times.max()}: pass the video the cube was made from")
     frames = video.frames[positions]
+    expected = cube.attrs.get("video_frame_size")
+    if isinstance(expected, str):  # nested attrs are stored as JSON text
+        expected = json.loads(expected) if expected.strip().startswith("[") else None
+    if expected is not None and len(expected) == 2 and tuple(int(v) for v in expected) != frames.shape[1:3]:
+        raise VideoReadError(
+            f"{video.source or 'the video'} is {frames.shape[2]}x{frames.shape[1]} but the cube was made from a "
+            f"{int(expected[1])}x{int(expected[0])} video: pass the video the cube was made from")
     if "crop_matrix" in cube and "pixels" in cube:
         h, w = cube.sizes["y"], cube.sizes["x"]
         k = display_factor((h, w))
@@ -161,8 +198,7 @@ def build(cube: xr.Dataset, video=None) -> dict:
 
     labels = None
     if "region_label" in cube and overlay is not None:
-        label_array = cube["region_label"].transpose("time", "y", "x").values
-        encoding = cube["region_label"].attrs.get("encoding", "index" if label_array.dtype == np.uint8 else "bits")
+        label_array, encoding = region_labels(cube)
         labels = {"encoding": encoding, "bytes": label_array.dtype.itemsize, "data": _deflate(label_array)}
 
     frames = None
@@ -191,6 +227,10 @@ def build(cube: xr.Dataset, video=None) -> dict:
 
     fps = float(cube.attrs.get("video_fps") or 0) or None
     seconds = cube["seconds"].values if "seconds" in cube.coords else times / (fps or 25.0)
+    steps = np.diff(np.asarray(seconds, np.float64))
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    if steps.size:  # play in real time, also when the cube keeps every other frame
+        fps = 1.0 / float(np.median(steps))
     return {
         "version": 1,
         "title": f"{cube.attrs.get('model_name') or 'model'} on {Path(str(cube.attrs.get('video_source') or 'video')).name}",
