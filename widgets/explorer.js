@@ -298,21 +298,19 @@ function render({ model, el }) {
         continue;
       }
       const path = new Path2D();
-      const fill = new Path2D();
       let any = false;
       for (let y = 0; y < oh; y++) {
         for (let x = 0; x < ow; x++) {
           const inside = member(labels, offset, r, y * ow + x);
           if (!inside) continue;
           any = true;
-          fill.rect(x * kx, y * ky, kx, ky);
           if (x === ow - 1 || !member(labels, offset, r, y * ow + x + 1)) { path.moveTo((x + 1) * kx, y * ky); path.lineTo((x + 1) * kx, (y + 1) * ky); }
           if (x === 0 || !member(labels, offset, r, y * ow + x - 1)) { path.moveTo(x * kx, y * ky); path.lineTo(x * kx, (y + 1) * ky); }
           if (y === oh - 1 || !member(labels, offset, r, (y + 1) * ow + x)) { path.moveTo(x * kx, (y + 1) * ky); path.lineTo((x + 1) * kx, (y + 1) * ky); }
           if (y === 0 || !member(labels, offset, r, (y - 1) * ow + x)) { path.moveTo(x * kx, y * ky); path.lineTo((x + 1) * kx, y * ky); }
         }
       }
-      paths.push(any ? { path, fill } : null);
+      paths.push(any ? { path } : null);
     }
     outlineCache.set(i, paths);
     return paths;
@@ -335,10 +333,6 @@ function render({ model, el }) {
     if (withOutlines && decoded.labels && data.face_found[i]) {
       const paths = outlinesOf(i);
       const chosen = data.regions.indexOf(model.get("region"));
-      if (chosen >= 0 && paths[chosen]) {
-        context.fillStyle = "rgba(255,255,255,0.18)";
-        context.fill(paths[chosen].fill);
-      }
       if (model.get("outlines")) {
         context.lineWidth = 1;
         for (let r = 0; r < R; r++) {
