@@ -28,7 +28,6 @@ import argparse
 import io
 import json
 import math
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -37,27 +36,11 @@ import numpy as np
 import torch
 
 import expresso_xai as ex
+from expresso_xai.widgets.browser import CHROMIUM_FLAGS, find_chromium, time_frame_changes
 
-CHROMIUM = shutil.which("chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM = find_chromium()
+FLAGS = list(CHROMIUM_FLAGS)
 GOAL_MS = 50.0
-
-# As tests/test_browser.py::time_frame_changes: per change of the slider, the handler's
-# time and the time until the next animation frame; but over the given slider positions
-# (that test's k = (7919 k + 104729) mod T alternates between two frames when T = 300).
-TIME_FRAME_CHANGES = """async (slider, positions) => {
-    const sync = [], painted = [];
-    for (const k of positions) {
-        const t0 = performance.now();
-        slider.value = String(k);
-        slider.dispatchEvent(new Event('input', {bubbles: true}));
-        sync.push(performance.now() - t0);
-        await new Promise(r => requestAnimationFrame(r));
-        painted.push(performance.now() - t0);
-    }
-    return {sync, painted, frames: Number(slider.max) + 1};
-}"""
 
 
 def scattered(n: int, total: int) -> list[int]:
@@ -121,7 +104,7 @@ def browser_frame_changes(html: Path, times: list, changes: int, repeats: int) -
                     page.wait_for_selector(".xe[data-ready='1']", timeout=120_000)
                     ready.append(time.perf_counter() - started)
                     positions = scattered(changes, len(times))
-                    result = page.eval_on_selector(".xe-slider", TIME_FRAME_CHANGES, positions)
+                    result = time_frame_changes(page, positions)
                     shown = int(page.get_attribute(".xe-frame-label", "data-frame"))
                     if result["frames"] != len(times) or shown != times[positions[-1]]:
                         raise RuntimeError(f"the page shows frame {shown} of {result['frames']}, "

@@ -27,14 +27,14 @@ import numpy as np
 import pytest
 
 import expresso_xai as ex
+from expresso_xai.widgets.browser import CHROMIUM_FLAGS, find_chromium, time_frame_changes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = shutil.which("chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM = find_chromium()
+FLAGS = list(CHROMIUM_FLAGS)
 N_REGIONS = 12
 
 
@@ -95,26 +95,12 @@ def click_heatmap_cell(page, frame: int, region: str) -> None:
     page.mouse.click(x, y)
 
 
-def time_frame_changes(page, n: int = 60) -> dict:
-    """Scrub to ``n`` different frames in random order; per change, the time the handler
-    takes and the time until the browser's next animation frame (when the new canvas is
-    painted; headless Chromium draws at 60 Hz, so ~16.7 ms is the floor)."""
+def frame_change_times(page, n: int = 60) -> dict:
+    """Scrub to ``n`` different frames in random order, timing each change."""
     frames = int(page.get_attribute(".xe-slider", "max")) + 1
     order = np.random.default_rng(0).permutation(frames)[:n].tolist()
-    timings = page.eval_on_selector(".xe-slider", """async (slider, order) => {
-        const sync = [], painted = [];
-        for (const k of order) {
-            const t0 = performance.now();
-            slider.value = String(k);
-            slider.dispatchEvent(new Event('input', {bubbles: true}));
-            sync.push(performance.now() - t0);
-            await new Promise(r => requestAnimationFrame(r));
-            painted.push(performance.now() - t0);
-        }
-        return {sync, painted};
-    }""", order)
     assert len(set(order)) == len(order) == min(n, frames)
-    return {**timings, "frames": frames}
+    return time_frame_changes(page, order)
 
 
 def _summary(timings: dict) -> dict:
@@ -159,7 +145,7 @@ def check_explorer(page, name: str, frame: int, region: str, other_method: str) 
 
 def measure_frame_changes(page, name: str) -> dict:
     """Frame-change timings, written to the artifacts and printed."""
-    timings = _summary(time_frame_changes(page))
+    timings = _summary(frame_change_times(page))
     (ARTIFACTS / f"{name}_frame_timing.json").write_text(json.dumps(timings, indent=2))
     print(f"\n{name}: frame change {timings}")
     return timings

@@ -249,9 +249,10 @@ def finetune(model, manifest: str | Path, *, epochs: int = 10, lr: float = 0.01,
             loss.backward()
             optimiser.step()
             scheduler.step()
-            if not math.isfinite(float(loss)):
-                raise ModelError(f"training diverged at epoch {epoch + 1} (loss {float(loss)}); lower lr (now {lr})")
-            losses.append(float(loss))
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise ModelError(f"training diverged at epoch {epoch + 1} (loss {value}); lower lr (now {lr})")
+            losses.append(value)
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         val = participant_metrics(clips["val"].participants, clips["val"].scores,
                                   predict(model, clips["val"].frames))
