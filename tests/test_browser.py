@@ -133,6 +133,28 @@ def check_explorer(page, name: str, frame: int, region: str, other_method: str) 
     assert region in page.text_content(".xe-region-label")
     explorer.screenshot(path=ARTIFACTS / f"{name}_2_clicked.png")
 
+    # the cursor on the heatmap follows the player: one step right moves it one column
+    cursor = page.eval_on_selector(".xe-heatmap + .xe-cursor", "c => parseFloat(c.style.left)")
+    page.click(".xe-next")
+    assert shown_frame(page) == frame + 1
+    column = page.eval_on_selector(".xe-heatmap", "gd => gd._fullLayout.xaxis.l2p(1) - gd._fullLayout.xaxis.l2p(0)")
+    moved = page.eval_on_selector(".xe-heatmap + .xe-cursor", "c => parseFloat(c.style.left)") - cursor
+    assert moved == pytest.approx(column, rel=0.05)
+    page.click(".xe-prev")
+    assert shown_frame(page) == frame
+
+    # play, then pause: the frames advance at about the video's rate, then stop
+    page.click(".xe-play")
+    page.wait_for_timeout(800)
+    page.click(".xe-play")
+    stopped = shown_frame(page)
+    assert 5 <= stopped - frame <= 40, (frame, stopped)
+    page.wait_for_timeout(300)
+    assert shown_frame(page) == stopped
+    click_heatmap_cell(page, frame, region)
+    page.wait_for_function(f"() => document.querySelector('.xe-frame-label').dataset.frame === '{frame}'",
+                           timeout=5000)
+
     overlay = canvas_stats(page)
     page.select_option(".xe-method", other_method)
     page.wait_for_function(f"() => document.querySelector('.xe-compare-item.xe-selected').dataset.explainer "
@@ -188,6 +210,32 @@ def test_standalone_html_from_a_file_url(browser, cube_300, tmp_path):
         # reported, not a tight bound (shared machines are noisy); the goal is <= 50 ms
         assert timings["painted"]["median_ms"] < 250, timings
         page.screenshot(path=ARTIFACTS / "standalone_page.png", full_page=True)
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_standalone_without_pixels_says_how_and_marks_no_face_frames(browser, tmp_path):
+    from expresso_xai.cube import example_cube
+
+    path = ex.widgets.Explorer(example_cube()).save_html(tmp_path / "bare.html")  # frame 3 has no face
+    errors: list = []
+    page = _page(browser, errors)
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_selector(".xe[data-ready='1']", timeout=60_000)
+        assert "keep_pixels=True" in page.text_content(".xe-messages")
+        assert heatmap_rows(page)[0] == N_REGIONS
+        assert not page.is_visible(".xe-badge")
+        for _ in range(3):
+            page.click(".xe-next")
+        assert shown_frame(page) == 3 and page.is_visible(".xe-badge")  # "no face"
+        page.click(".xe-next")
+        assert not page.is_visible(".xe-badge")
+        # the no-face frame is shaded on the heatmap and the time series
+        shapes = page.eval_on_selector(".xe-heatmap", "gd => gd.layout.shapes.map(s => [s.x0, s.x1])")
+        assert shapes == [[2.5, 3.5]]
+        page.locator(".xe").screenshot(path=ARTIFACTS / "standalone_without_pixels.png")
         assert not errors, errors
     finally:
         page.close()

@@ -234,6 +234,21 @@ def test_video_from_a_path_and_a_video_that_does_not_fit(explained, short_video)
         ex.widgets.Explorer(explained, resized)
 
 
+def test_a_stretch_of_a_cube_with_the_whole_video(explained, short_video, monkeypatch):
+    """Long videos are explored a stretch at a time: a time slice of the cube with the
+    whole video (or its file) shows the right frames."""
+    stretch = explained.isel(time=slice(10, 30))
+    whole = ex.widgets.Explorer(explained, short_video)._data["frames"]["jpeg"]
+    part = ex.widgets.Explorer(stretch, short_video)._data["frames"]["jpeg"]
+    assert part == whole[10:30]
+    path = ex.samples.sample_path("participant_high")  # short_video is frames 50..97 of this file
+    from_file = ex.widgets.Explorer(stretch, path)._data["frames"]["jpeg"]
+    assert from_file == part
+    monkeypatch.setattr(payload, "LARGE_PAYLOAD_MB", 0.01)
+    with pytest.warns(ex.errors.ExpressoWarning, match=r"explore a stretch at a time"):
+        ex.widgets.Explorer(stretch, short_video)
+
+
 def test_agreement_is_sent_for_several_methods(explained):
     data = ex.widgets.Explorer(explained)._data
     matrix = np.asarray(data["agreement"]["matrix"], float)

@@ -24,6 +24,7 @@ from ..errors import CubeError, VideoReadError
 from ..regions import REGION_COLOURS
 
 DISPLAY_SIZE = 256  # the player's side in pixels (model input scaled by a whole factor)
+LARGE_PAYLOAD_MB = 250  # beyond this, a browser tab struggles: warn and suggest a stretch
 VALUES = ("attribution", "density", "share")
 
 
@@ -126,18 +127,25 @@ def video_frames(video, cube: xr.Dataset):
     the model saw them when the cube has ``crop_matrix``; and whether they are cropped."""
     import cv2
 
-    from ..video import Video, load_video
+    from ..video import Video, stream_video
 
     times = cube["time"].values.astype(np.int64)
-    if not isinstance(video, Video):
-        path = Path(video)
-        video = load_video(path, max_frames=int(times.max()) + 1)
-    positions = times - int(video.start)
-    if positions.min() < 0 or positions.max() >= len(video):
+    if isinstance(video, Video):
+        source, first, available = video.source, int(video.start), len(video)
+        positions = times - first
+        frames = video.frames[positions] if positions.min() >= 0 and positions.max() < available else None
+    else:  # decode chunk by chunk, keeping only the cube's frames
+        source, first, available, kept = str(video), 0, 0, []
+        wanted = set(times.tolist())
+        for chunk in stream_video(Path(video), chunk_size=128, max_frames=int(times.max()) + 1):
+            indices = chunk.start + np.arange(len(chunk))
+            kept += [chunk.frames[i] for i, index in enumerate(indices) if int(index) in wanted]
+            available = int(indices[-1]) + 1
+        frames = np.stack(kept) if len(kept) == len(times) else None
+    if frames is None:
         raise VideoReadError(
-            f"{video.source or 'the video'} has frames {video.start}..{video.start + len(video) - 1} but the cube "
+            f"{source or 'the video'} has frames {first}..{first + available - 1} but the cube "
             f"covers frames {times.min()}..{times.max()}: pass the video the cube was made from")
-    frames = video.frames[positions]
     expected = cube.attrs.get("video_frame_size")
     if isinstance(expected, str):  # nested attrs are stored as JSON text
         expected = json.loads(expected) if expected.strip().startswith("[") else None
@@ -231,6 +239,18 @@ def build(cube: xr.Dataset, video=None) -> dict:
     steps = steps[np.isfinite(steps) & (steps > 0)]
     if steps.size:  # play in real time, also when the cube keeps every other frame
         fps = 1.0 / float(np.median(steps))
+    size_mb = (sum(len(j) for j in frames["jpeg"]) if frames else 0) / 1e6
+    size_mb += (sum(len(c) for c in overlay["data"].values()) if overlay else 0) / 1e6
+    size_mb += (len(labels["data"]) if labels else 0) / 1e6
+    if size_mb > LARGE_PAYLOAD_MB:
+        import warnings
+
+        from ..errors import ExpressoWarning
+
+        warnings.warn(
+            f"the Explorer sends {size_mb:.0f} MB to the browser for {len(times)} frames, more than a browser tab "
+            f"handles well; explore a stretch at a time, e.g. Explorer(cube.isel(time=slice(0, 1500)), video)",
+            ExpressoWarning, stacklevel=3)
     return {
         "version": 1,
         "title": f"{cube.attrs.get('model_name') or 'model'} on {Path(str(cube.attrs.get('video_source') or 'video')).name}",
