@@ -355,6 +355,11 @@ function render({ model, el }) {
     context.setTransform(1, 0, 0, 1, 0, 0);
   }
 
+  function textColour() {
+    // follow JupyterLab's theme (dark themes too): the colour the widget's text has
+    return getComputedStyle(root).color || "#222";
+  }
+
   function heatRows(name) {
     return data.heat[name][model.get("value")];
   }
@@ -515,7 +520,7 @@ function render({ model, el }) {
       xaxis: { title: { text: "frame", font: { size: 11 } }, zeroline: false },
       yaxis: { autorange: "reversed", fixedrange: true, tickfont: { size: 11 } },
       shapes: noFaceShapes(), paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: "sans-serif" },
+      font: { family: "sans-serif", color: textColour() },
     };
     return { data: [trace], layout };
   }
@@ -537,7 +542,7 @@ function render({ model, el }) {
       xaxis: { title: { text: "frame", font: { size: 11 } }, zeroline: false },
       yaxis: { zeroline: true, zerolinecolor: "#bbb" }, legend: { font: { size: 10 } },
       shapes: noFaceShapes(), paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: "sans-serif" },
+      font: { family: "sans-serif", color: textColour() },
     };
     return { data: traces, layout };
   }
