@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 import expresso_xai as ex
-from expresso_xai.widgets.browser import CHROMIUM_FLAGS, find_chromium, time_frame_changes
+from expresso_xai.widgets.browser import CHROMIUM_FLAGS, example_explained, find_chromium, time_frame_changes
 
 CHROMIUM = find_chromium()
 FLAGS = list(CHROMIUM_FLAGS)
@@ -53,25 +53,11 @@ def scattered(n: int, total: int) -> list[int]:
 
 
 def make_cube(n_frames: int):
-    """A cube like tests/test_browser.py's ``cube_300``: the same generated video, the
-    same small 3-D CNN at 112x112, 3 methods, pixel maps kept, 12 regions. To keep the
-    setup to seconds rather than the ~2 minutes integrated gradients takes on 2 cores, it
-    uses input x gradient in place of integrated gradients (the three methods then share
-    one gradient pass) and non-overlapping clips (stride 16). The widget's costs depend
-    on the shapes and on how well the maps compress, and those barely change: the payload
-    is within ~2% of the test cube's (input x gradient's deflated maps 4.47 MB against
-    integrated gradients' 4.32 MB, measured once)."""
-    sample = ex.samples.render(ex.samples.SampleSpec(seed=11, seconds=n_frames / 25.0, score=40, name="browser"))
-    video = ex.Video.from_array(sample.frames, fps=25.0, source="generated:browser")
-    faces = ex.track_faces(video, progress=False)
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.Conv3d(8, 8, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(8, 1))
-    model = ex.models.wrap(net, input_size=(112, 112), name="small-112")
-    cube = ex.explain(model, video, faces=faces, methods=["gradcam", "saliency", "input_x_gradient"],
-                      keep_pixels=True, progress=False, stride=16, batch_size=1)
-    return cube, video
+    """The browser tests' cube (``expresso_xai.widgets.browser.example_explained``: a
+    generated video, a small 3-D CNN at 112x112, gradcam, saliency and input x gradient,
+    pixel maps kept, 12 regions), with non-overlapping clips (stride 16) to make it in
+    half the time; the widget's costs depend on the shapes, not on the stride."""
+    return example_explained(n_frames, stride=16)
 
 
 def stats(values) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import expresso_xai as ex
-from expresso_xai.widgets.browser import CHROMIUM_FLAGS, find_chromium, time_frame_changes
+from expresso_xai.widgets.browser import CHROMIUM_FLAGS, example_explained, find_chromium, time_frame_changes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -179,18 +179,7 @@ def measure_frame_changes(page, name: str) -> dict:
 @pytest.fixture(scope="module")
 def cube_300():
     """A 300-frame cube at 112x112 with pixel maps, and its video (made by the generator)."""
-    import torch
-
-    sample = ex.samples.render(ex.samples.SampleSpec(seed=11, seconds=12.0, score=40, name="browser"))
-    video = ex.Video.from_array(sample.frames, fps=25.0, source="generated:browser")
-    faces = ex.track_faces(video, progress=False)
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.Conv3d(8, 8, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(8, 1))
-    model = ex.models.wrap(net, input_size=(112, 112), name="small-112")
-    cube = ex.explain(model, video, faces=faces, methods=["gradcam", "saliency", "input_x_gradient"],
-                      keep_pixels=True, progress=False)
+    cube, video = example_explained(300)
     assert cube.sizes["time"] == 300
     return cube, video
 

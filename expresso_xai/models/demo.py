@@ -68,20 +68,14 @@ def load_demo(weights: str | Path | None = None):
         ModelError: the weights are missing (train them with ``scripts/train_demo.py``) or
         do not fit the architecture (the first mismatched keys are listed).
     """
-    import torch
+    from .zoo import load_weights
 
     path = Path(weights) if weights is not None else WEIGHTS
     if not path.is_file():
         raise ModelError(f"{path}: demo weights not found; train them with "
                          "`python scripts/train_demo.py` (about 10 minutes on 2 CPU cores)")
     net = build_demo_net()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    own = net.state_dict()
-    mismatched = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
-    mismatched += [k for k in state if k not in own]
-    if mismatched:
-        raise ModelError(f"{path}: weights do not fit the demo architecture; first mismatched keys: {mismatched[:5]}")
-    net.load_state_dict(state)
+    load_weights(net, path, name="the demo architecture")
     return wrap_demo_net(net)
 
 

@@ -42,3 +42,29 @@ def time_frame_changes(page, positions) -> dict:
     time until the browser's next animation frame, when the new canvas is painted
     (``painted``, ms; headless Chromium draws at 60 Hz, so ~16.7 ms is its floor)."""
     return page.eval_on_selector(".xe-slider", _FRAME_CHANGES, [int(p) for p in positions])
+
+
+def example_explained(n_frames: int = 300, stride: int = 8):
+    """A generated face video of ``n_frames`` and its cube with pixel maps: a small random
+    3-D CNN at 112x112 (the size of torchvision's video models) explained with gradcam,
+    saliency and input x gradient (one shared gradient pass per clip), 12 regions. What
+    the browser tests and the widget benchmark open; about 10-20 s on 2 cores.
+
+    Returns:
+        ``(cube, video)``.
+    """
+    import torch
+
+    import expresso_xai as ex
+
+    sample = ex.samples.render(ex.samples.SampleSpec(seed=11, seconds=n_frames / 25.0, score=40, name="browser"))
+    video = ex.Video.from_array(sample.frames, fps=25.0, source="generated:browser")
+    faces = ex.track_faces(video, progress=False)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv3d(8, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(8, 1))
+    model = ex.models.wrap(net, input_size=(112, 112), name="small-112")
+    cube = ex.explain(model, video, faces=faces, methods=["gradcam", "saliency", "input_x_gradient"],
+                      keep_pixels=True, progress=False, stride=stride)
+    return cube, video
