@@ -289,7 +289,8 @@ def jupyterlab(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
         log.close()
-        shutil.copy(base / "server.log", ARTIFACTS / "jupyterlab_server.log") if ARTIFACTS.exists() else None
+        if ARTIFACTS.exists():
+            shutil.copy(base / "server.log", ARTIFACTS / "jupyterlab_server.log")
 
 
 KERNEL = "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"

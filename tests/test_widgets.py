@@ -217,7 +217,7 @@ def test_frames_are_cropped_like_the_model_saw_them(explained, short_video, smal
     assert not explorer.messages
 
 
-def test_video_from_a_path_and_a_video_that_does_not_fit(explained, short_video):
+def test_video_from_a_path_and_a_video_that_does_not_fit(explained, short_video, tmp_path):
     cube = example_cube(n_frames=16)
     path = ex.samples.sample_path("participant_low")
     explorer = ex.widgets.Explorer(cube, path)  # no crop: full frames, no overlay
@@ -232,6 +232,10 @@ def test_video_from_a_path_and_a_video_that_does_not_fit(explained, short_video)
     resized.start = short_video.start
     with pytest.raises(VideoReadError, match=r"is 96x96 but the cube was made from a 192x192 video"):
         ex.widgets.Explorer(explained, resized)
+    small_file = ex.samples.write_video(np.concatenate([np.zeros((50, 96, 96, 3), np.uint8), resized.frames]),
+                                        tmp_path / "small.mp4", 25.0)
+    with pytest.raises(VideoReadError, match=r"small\.mp4 is 96x96 but the cube was made from a 192x192 video"):
+        ex.widgets.Explorer(explained, small_file)
 
 
 def test_a_stretch_of_a_cube_with_the_whole_video(explained, short_video, monkeypatch):

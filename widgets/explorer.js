@@ -142,13 +142,7 @@ function render({ model, el }) {
   const E = data.explainers.length;
   const position = new Map(data.times.map((t, i) => [t, i]));
   const overlayShape = data.overlay ? data.overlay.shape : null; // [T, h, w]
-  const displaySize = data.frames
-    ? data.frames.size
-    : overlayShape
-      ? [overlayShape[1] * Math.max(1, Math.round(256 / Math.max(overlayShape[1], overlayShape[2]))),
-         overlayShape[2] * Math.max(1, Math.round(256 / Math.max(overlayShape[1], overlayShape[2])))]
-      : [256, 256];
-  const [DH, DW] = displaySize;
+  const [DH, DW] = data.display; // the player canvas, sized by payload.py
   let decoded = { overlays: {}, labels: null, bitmaps: null };
   let Plotly = null;
   const disposers = [];

@@ -92,10 +92,10 @@ class Explorer(anywidget.AnyWidget):
         _check_cube(cube, "the cube")
         self._cube = cube
         self._times = cube["time"].values.astype(np.int64)
+        self._position = {int(t): i for i, t in enumerate(self._times)}  # frame number -> column
         explainers = cube["explainer"].values.tolist()
         if method is not None and method not in explainers:
             raise CubeError(f"method {method!r} is not in the cube; it has {explainers}")
-        self._heat = payload.heat_values(cube)
         data = payload.build(cube, video)
         kwargs.setdefault("frame", int(self._times[0]))
         super().__init__(_data=data, _plotly=plotly_js(), method=method or explainers[0], **kwargs)
@@ -105,7 +105,7 @@ class Explorer(anywidget.AnyWidget):
     @traitlets.validate("frame")
     def _valid_frame(self, proposal):
         frame = int(proposal["value"])
-        if frame not in set(self._times.tolist()):
+        if frame not in self._position:
             raise traitlets.TraitError(
                 f"frame {frame} is not in the cube; it has frames {self._times[0]}..{self._times[-1]}")
         return frame
@@ -195,8 +195,9 @@ class Explorer(anywidget.AnyWidget):
 
     def current(self) -> pd.Series:
         """The shown method's values (``value``) for each region at the shown frame."""
-        position = int(np.searchsorted(self._times, self.frame))
-        heat = self._heat[self.method][self.value][:, position]
+        # what the heatmap shows (null, JSON's NaN, back to NaN)
+        rows = np.asarray(self._data["heat"][self.method][self.value], dtype=np.float64)
+        heat = rows[:, self._position[self.frame]]
         return pd.Series(heat, index=self._cube["region"].values.tolist(), name=f"{self.method} {self.value}")
 
     # --- standalone HTML ------------------------------------------------------------

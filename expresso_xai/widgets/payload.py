@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import CubeError, VideoReadError
-from ..regions import REGION_COLOURS
+from ..regions import REGION_COLOURS, FaceCrop
 
 DISPLAY_SIZE = 256  # the player's side in pixels (model input scaled by a whole factor)
 LARGE_PAYLOAD_MB = 250  # beyond this, a browser tab struggles: warn and suggest a stretch
@@ -55,14 +55,12 @@ def _finite(values: np.ndarray) -> list:
 
 
 def heat_values(cube: xr.Dataset) -> dict[str, dict[str, np.ndarray]]:
-    """``{explainer: {value: (region, time) array}}`` for the heatmap and time series."""
-    attribution = cube["attribution"].transpose("explainer", "region", "time").values.astype(np.float64)
-    area = cube["region_area"].transpose("region", "time").values.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        density = np.where(area > 0, attribution / area, np.nan)
-    total = np.abs(attribution).sum(axis=(1, 2), keepdims=True)
-    share = np.divide(attribution, total, out=np.zeros_like(attribution), where=total > 0)
-    return {name: {"attribution": attribution[e], "density": density[e], "share": share[e]}
+    """``{explainer: {value: (region, time) array}}`` for the heatmap and time series:
+    the cube's attribution and its ``.xai`` views (density per pixel, share of the total)."""
+    views = {"attribution": cube["attribution"].astype(np.float64), "density": cube.xai.density(),
+             "share": cube.xai.share()}
+    views = {value: view.transpose("explainer", "region", "time").values for value, view in views.items()}
+    return {name: {value: view[e] for value, view in views.items()}
             for e, name in enumerate(cube["explainer"].values.tolist())}
 
 
@@ -151,20 +149,17 @@ def video_frames(video, cube: xr.Dataset):
         expected = json.loads(expected) if expected.strip().startswith("[") else None
     if expected is not None and len(expected) == 2 and tuple(int(v) for v in expected) != frames.shape[1:3]:
         raise VideoReadError(
-            f"{video.source or 'the video'} is {frames.shape[2]}x{frames.shape[1]} but the cube was made from a "
+            f"{source or 'the video'} is {frames.shape[2]}x{frames.shape[1]} but the cube was made from a "
             f"{int(expected[1])}x{int(expected[0])} video: pass the video the cube was made from")
     if "crop_matrix" in cube and "pixels" in cube:
+        # the model's crop, scaled up by a whole factor about pixel centres
         h, w = cube.sizes["y"], cube.sizes["x"]
         k = display_factor((h, w))
-        out = np.empty((len(frames), h * k, w * k, 3), np.uint8)
-        lift = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1]])
-        for t, (frame, matrix) in enumerate(zip(frames, cube["crop_matrix"].values)):
-            display = (lift @ np.vstack([matrix, [0, 0, 1]]))[:2]
-            if k * abs(matrix[0, 0]) < 0.9:  # shrinking: blur first so the JPEG does not alias
-                frame = cv2.GaussianBlur(frame, (0, 0), 0.5 * (1 / (k * abs(matrix[0, 0])) - 1))
-            out[t] = cv2.warpAffine(frame, display, (w * k, h * k), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return out, True
+        lift = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]])
+        model_crop = cube["crop_matrix"].values
+        display = np.einsum("ij,tjk->tik", lift[:, :2], model_crop)
+        display[:, :, 2] += lift[:, 2]
+        return FaceCrop(display, (h * k, w * k), frames.shape[1:3]).apply(frames), True
     height, width = frames.shape[1:3]
     k = DISPLAY_SIZE / max(height, width)
     size = (max(1, int(round(width * k))), max(1, int(round(height * k))))
@@ -209,6 +204,9 @@ def build(cube: xr.Dataset, video=None) -> dict:
         label_array, encoding = region_labels(cube)
         labels = {"encoding": encoding, "bytes": label_array.dtype.itemsize, "data": _deflate(label_array)}
 
+    display = [DISPLAY_SIZE, DISPLAY_SIZE]  # the player's canvas, (height, width)
+    if overlay is not None:
+        display = [n * display_factor(overlay["shape"][1:]) for n in overlay["shape"][1:]]
     frames = None
     if video is not None:
         images, cropped = video_frames(video, cube)
@@ -218,6 +216,7 @@ def build(cube: xr.Dataset, video=None) -> dict:
             images = None
         if images is not None:
             frames = {"size": list(images.shape[1:3]), "cropped": cropped, "jpeg": [_jpeg(f) for f in images]}
+            display = frames["size"]
     elif overlay is not None:
         messages.append("No video given: overlays are drawn on a plain background "
                         "(Explorer(cube, video) shows them on the frames).")
@@ -268,6 +267,7 @@ def build(cube: xr.Dataset, video=None) -> dict:
         "overlay": overlay,
         "labels": labels,
         "frames": frames,
+        "display": display,
         "luts": {"diverging": _lut("RdBu_r"), "sequential": _lut("inferno")},
         "messages": messages,
     }
