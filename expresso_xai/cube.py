@@ -362,9 +362,7 @@ def make_cube(
                                       # what the indices / bits refer to, even after cube.sel(region=...)
                                       "regions": ",".join(region_labels.tolist())})
     if crop_matrix is not None:
-        matrices = np.asarray(crop_matrix, dtype=np.float64)
-        if matrices.shape != (T, 2, 3):
-            raise CubeError(f"crop_matrix has shape {matrices.shape}, expected (time={T}, 2, 3)")
+        matrices = _floats(crop_matrix, "crop_matrix", ("time", "affine_row", "affine_col"), (T, 2, 3), np.float64)
         if not np.isfinite(matrices).all():
             raise CubeError("crop_matrix has NaN or infinite values")
         data_vars["crop_matrix"] = (("time", "affine_row", "affine_col"), matrices,

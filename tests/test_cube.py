@@ -529,3 +529,29 @@ def test_agreement_is_spearman_over_the_chosen_cells():
     assert np.isnan(constant.xai.agreement()[1]).all()
     with pytest.raises(CubeError, match="ranks over 'time' and/or 'region'"):
         cube.xai.agreement(over="explainer")
+
+
+def test_overlay_geometry_is_checked():
+    """region_label and crop_matrix (what ex.explain(keep_pixels=True) adds) are
+    refused with the reason when they do not fit the cube."""
+    base = dict(explainers=["gradcam"], time=np.arange(4), seconds=np.arange(4) / 25,
+                regions=["mouth", "background"], region_area=np.full((4, 2), 32), face_found=np.ones(4, bool),
+                prediction=np.zeros(4), pixels=np.zeros((1, 4, 8, 8)))
+    labels = np.zeros((4, 8, 8), np.uint8)
+    crop = np.tile(np.eye(2, 3), (4, 1, 1))
+    cube = make_cube(np.zeros((1, 4, 2)), region_label=labels, crop_matrix=crop, **base)
+    assert cube.region_label.attrs["encoding"] == "index" and cube.region_label.attrs["regions"] == "mouth,background"
+    assert cube.crop_matrix.dims == ("time", "affine_row", "affine_col")
+    with pytest.raises(CubeError, match=r"region_label has shape \(3, 8, 8\), expected \(time=4, y, x\)"):
+        make_cube(np.zeros((1, 4, 2)), region_label=labels[:3], **base)
+    with pytest.raises(CubeError, match=r"region_label is \(8, 4\) pixels but pixels is \(8, 8\)"):
+        make_cube(np.zeros((1, 4, 2)), region_label=labels[:, :, :4], **base)
+    with pytest.raises(CubeError, match="region_label has index 2 but there are only 2 regions"):
+        make_cube(np.zeros((1, 4, 2)), region_label=labels + 2, **base)
+    with pytest.raises(CubeError, match="uint8 region indices or uint16 bit flags, got int64"):
+        make_cube(np.zeros((1, 4, 2)), region_label=labels.astype(np.int64), **base)
+    with pytest.raises(CubeError, match=r"crop_matrix has shape \(4, 3, 3\), expected \(4, 2, 3\)"):
+        make_cube(np.zeros((1, 4, 2)), crop_matrix=np.zeros((4, 3, 3)), **base)
+    crop[1, 0, 2] = np.nan
+    with pytest.raises(CubeError, match="crop_matrix has NaN or infinite values"):
+        make_cube(np.zeros((1, 4, 2)), crop_matrix=crop, **base)
