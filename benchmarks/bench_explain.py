@@ -26,6 +26,7 @@ import torch
 import expresso_xai as ex
 from expresso_xai.explain import METHODS, ClipContext, fastest_batch
 from expresso_xai.explain.features import feature_mask, mask_tensor
+from expresso_xai.testing import tiny_cnn
 
 
 def build_model(name: str):
@@ -38,12 +39,7 @@ def build_model(name: str):
         net = r3d_18(weights=None)
         net.fc = torch.nn.Linear(net.fc.in_features, 1)
         return ex.models.wrap(net, input_size=(112, 112), gradcam_layer="layer4", name="r3d_18")
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv3d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(16, 32, 3, padding=1, stride=2),
-        torch.nn.ReLU(), torch.nn.Conv3d(32, 32, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(32, 1),
-    )
+    net = tiny_cnn(widths=(16, 32, 32), strides=(1, 2, 1))
     return ex.models.wrap(net, input_size=(112, 112), name="small")
 
 

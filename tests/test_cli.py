@@ -132,11 +132,9 @@ def scripted_model(tmp_path_factory) -> Path:
 
     import torch
 
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool3d(1),
-        torch.nn.Flatten(), torch.nn.Linear(4, 1),
-    )
+    from expresso_xai.testing import tiny_cnn
+
+    net = tiny_cnn(widths=(4,))
     path = tmp_path_factory.mktemp("model") / "small.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)

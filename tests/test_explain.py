@@ -9,6 +9,7 @@ import torch
 import expresso_xai as ex
 from expresso_xai.errors import MethodError, ModelError, ModelOutputError, NoFaceError, NoFaceWarning
 from expresso_xai.explain import METHODS
+from expresso_xai.testing import tiny_cnn, white_box
 
 SIZE = (64, 64)
 
@@ -33,33 +34,8 @@ def clip_regions(clip_faces, clip_crop):
     return ex.region_map(clip_faces, clip_crop)
 
 
-class WhiteBox(torch.nn.Module):
-    """Reads only the pixels under ``mask`` (1, 1, T, H, W): a fixed mask, then a small
-    3-D CNN with positive weights and no bias, so nothing outside the mask matters."""
-
-    def __init__(self, mask: np.ndarray):
-        super().__init__()
-        self.register_buffer("mask", torch.from_numpy(mask.astype(np.float32))[None, None])
-        self.conv = torch.nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1), bias=False)
-        self.relu = torch.nn.ReLU()
-        self.head = torch.nn.Linear(4, 1, bias=False)
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.rand(self.conv.weight.shape, generator=generator) / 9)
-            self.head.weight.fill_(1.0)
-
-    def forward(self, x):
-        features = self.relu(self.conv(x * self.mask + 3.0 * self.mask))
-        return self.head(features.sum(dim=(2, 3, 4)) / 100.0)
-
-
 def small_cnn(seed: int = 0, outputs: int = 1) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv3d(8, 8, 3, padding=1, stride=2), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(8, outputs),
-    )
+    return tiny_cnn(widths=(8, 8), strides=(1, 2), outputs=outputs, seed=seed)
 
 
 ALL_METHODS = ["gradcam", "guided_gradcam", "saliency", "input_x_gradient", "integrated_gradients",
@@ -76,7 +52,7 @@ def test_white_box_signal_is_found_in_its_region_and_frames(clip_video, clip_fac
                                                            region, frames):
     mask = np.zeros(clip_regions.labels.shape, bool)
     mask[list(frames)] = clip_regions.mask(region)[list(frames)]
-    model = ex.models.wrap(WhiteBox(mask), input_size=SIZE, name="white-box")
+    model = ex.models.wrap(white_box(mask), input_size=SIZE, name="white-box")
     cube = ex.explain(model, clip_video, faces=clip_faces, methods=ALL_METHODS, stride=16, progress=False,
                       shapley={"n_samples": 3, "window": 4})
     for explainer in ALL_METHODS:

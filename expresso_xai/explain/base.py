@@ -18,6 +18,9 @@ from ..errors import MethodError, ModelError, ModelOutputError
 
 METHODS: dict[str, type["Method"]] = {}
 
+#: baselines made from the clip itself (see :meth:`ClipContext.baseline`)
+BASELINES = ("black", "blur", "mean", "zero")
+
 
 def register(cls: type["Method"]) -> type["Method"]:
     """Class decorator adding a method to the registry under ``cls.name``."""
@@ -71,6 +74,8 @@ class ClipContext:
         gradient_layer: the layer whose activation and gradient the shared pass keeps
             (set by the engine when Grad-CAM runs).
         landmarks: ``(L, 68, 2)`` landmarks in model-input pixels (NaN without a face).
+        prediction: the model's output at ``target`` for this clip.
+        timestamps: ``(L,)`` seconds of the clip's frames, when known.
     """
 
     model: Any
@@ -84,6 +89,8 @@ class ClipContext:
     cache: dict = field(default_factory=dict)
     gradient_layer: Any = None
     landmarks: Any = None
+    prediction: float = float("nan")
+    timestamps: Any = None
 
     def baseline(self, kind):
         """A baseline input in the model's layout: ``"black"``, ``"blur"`` (Gaussian blur
@@ -113,7 +120,7 @@ class ClipContext:
                     np.repeat(np.round(mean).astype(np.uint8), len(self.frames), axis=0), self.device
                 )
             else:
-                raise MethodError(f"unknown baseline {kind!r}; use 'black', 'blur', 'mean', 'zero' or a tensor")
+                raise MethodError(f"unknown baseline {kind!r}; use one of {list(BASELINES)} or a tensor")
             self.cache[key] = value
         return self.cache[key]
 
@@ -140,15 +147,30 @@ def check_output(out, model, target: int) -> None:
 class Method:
     """Base class of explanation methods: one verb, :meth:`attribute`.
 
-    Subclasses set ``name``, ``defaults`` (their options and default values) and
-    ``shares_gradient`` (True when they need only the gradient of the target output,
-    so the engine can give them one shared forward+backward pass).
+    Subclasses set ``name`` and ``defaults`` (their options and default values) and
+    declare what they need, so the engine reads capabilities instead of probing:
+
+    * ``shares_gradient``: needs only the gradient of the target output, so the engine
+      gives every such method one shared forward+backward pass;
+    * ``needs_layer``: reads a layer's activation (Grad-CAM), resolved once per run;
+    * ``region_features``: its features are regions (needs a partition).
+
+    Option values are checked when the method is made, before any video or model work:
+    ``choices`` (allowed values), ``counts`` (whole numbers ≥ 1; ``None`` is allowed
+    where it is the default), ``amounts`` (finite numbers > 0) and ``flags`` (booleans).
+    An option named ``baseline`` takes one of :data:`BASELINES` or a tensor, and one
+    named ``layer`` the name of a layer of the model.
     """
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     shares_gradient: ClassVar[bool] = False
-    region_features: ClassVar[bool] = False  # features are regions (needs a partition)
+    needs_layer: ClassVar[bool] = False
+    region_features: ClassVar[bool] = False
+    choices: ClassVar[dict[str, tuple]] = {}
+    counts: ClassVar[tuple[str, ...]] = ()
+    amounts: ClassVar[tuple[str, ...]] = ()
+    flags: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options):
         unknown = set(options) - set(self.defaults)
@@ -158,6 +180,30 @@ class Method:
                 + (", ".join(f"{k}={v!r}" for k, v in self.defaults.items()) or "none")
             )
         self.options = {**self.defaults, **options}
+        for key, value in self.options.items():
+            problem = self._problem(key, value)
+            if problem:
+                raise MethodError(f"{self.name} option {key}={value!r}: {problem}")
+
+    def _problem(self, key: str, value) -> str | None:
+        """What is wrong with one option value, or None."""
+        if value is None and self.defaults.get(key) is None:
+            return None
+        if key == "baseline":
+            return None if value in BASELINES or type(value).__name__ == "Tensor" else \
+                f"use one of {list(BASELINES)} or a tensor of the input's shape"
+        if key == "layer":  # a layer name, checked against the model when the run starts
+            return None if isinstance(value, str) else "use the name of one of the model's layers"
+        if key in self.choices and value not in self.choices[key]:
+            return f"use one of {list(self.choices[key])}"
+        if key in self.flags and not isinstance(value, (bool, np.bool_)):
+            return "use True or False"
+        is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        if key in self.counts and not (is_number and float(value).is_integer() and value >= 1):
+            return "use a whole number of at least 1"
+        if key in self.amounts and not (is_number and np.isfinite(value) and value > 0):
+            return "use a finite number above 0"
+        return None
 
     def attribute(self, ctx: ClipContext) -> MethodResult:
         raise NotImplementedError

@@ -19,6 +19,7 @@ class GradCam(Method):
     defaults = {"relu": True, "per_time": False, "layer": None}
     shares_gradient = True
     needs_layer = True
+    flags = ("relu", "per_time")
 
     def attribute(self, ctx: ClipContext) -> MethodResult:
         import torch.nn.functional as F

@@ -14,6 +14,7 @@ class GuidedGradCam(Method):
     name = "guided_gradcam"
     defaults = {"layer": None, "interpolate_mode": "nearest"}
     needs_layer = True
+    choices = {"interpolate_mode": ("nearest", "nearest-exact", "trilinear", "area")}
 
     def attribute(self, ctx: ClipContext) -> MethodResult:
         from captum.attr import GuidedGradCam as CaptumGuidedGradCam

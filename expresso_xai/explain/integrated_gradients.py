@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import MethodError
 from .base import ClipContext, Method, MethodResult, register
 
 
@@ -32,13 +31,13 @@ class IntegratedGradients(Method):
     name = "integrated_gradients"
     defaults = {"baseline": "blur", "tolerance": 0.01, "start_steps": 8, "max_steps": 128,
                 "rule": "gausslegendre", "n_steps": None}
+    choices = {"rule": ("gausslegendre", "trapezoid")}
+    counts = ("start_steps", "max_steps", "n_steps")
+    amounts = ("tolerance",)
 
     def attribute(self, ctx: ClipContext) -> MethodResult:
-        rule = self.options["rule"]
-        if rule not in ("gausslegendre", "trapezoid"):
-            raise MethodError(f"integrated_gradients rule must be 'gausslegendre' or 'trapezoid', got {rule!r}")
         baseline = ctx.baseline(self.options["baseline"])
-        if rule == "trapezoid":
+        if self.options["rule"] == "trapezoid":
             return self._trapezoid(ctx, baseline)
         return self._gauss_legendre(ctx, baseline)
 

@@ -27,6 +27,7 @@ class Occlusion(Method):
     name = "occlusion"
     defaults = {"window": 4, "baseline": "blur", "perturbations_per_eval": None}
     region_features = True
+    counts = ("window", "perturbations_per_eval")
 
     def attribute(self, ctx: ClipContext) -> MethodResult:
         mask = feature_mask(ctx.region_map, int(self.options["window"]))

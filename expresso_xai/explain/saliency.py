@@ -12,6 +12,7 @@ class Saliency(Method):
     name = "saliency"
     defaults = {"abs": True}
     shares_gradient = True
+    flags = ("abs",)
 
     def attribute(self, ctx: ClipContext) -> MethodResult:
         gradient = shared_gradients(ctx)["input_gradient"]

@@ -15,6 +15,7 @@ class Shapley(Method):
     name = "shapley"
     defaults = {"n_samples": 25, "baseline": "blur", "window": None, "perturbations_per_eval": None}
     region_features = True
+    counts = ("n_samples", "window", "perturbations_per_eval")
 
     def attribute(self, ctx: ClipContext) -> MethodResult:
         import torch

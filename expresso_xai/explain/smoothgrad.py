@@ -4,7 +4,6 @@ standard deviation is ``noise`` times the input's range; samples are seeded per 
 
 from __future__ import annotations
 
-from ..errors import MethodError
 from .base import ClipContext, Method, MethodResult, register
 
 
@@ -13,6 +12,9 @@ class SmoothGrad(Method):
     name = "smoothgrad"
     defaults = {"base": "saliency", "nt_type": "smoothgrad_sq", "samples": 10, "noise": 0.15,
                 "ig_steps": 16, "baseline": "blur"}
+    choices = {"base": ("saliency", "integrated_gradients"), "nt_type": ("smoothgrad", "smoothgrad_sq", "vargrad")}
+    counts = ("samples", "ig_steps")
+    amounts = ("noise",)
 
     def attribute(self, ctx: ClipContext) -> MethodResult:
         import torch
@@ -20,17 +22,15 @@ class SmoothGrad(Method):
 
         base = self.options["base"]
         extra = {}
-        if base == "saliency":
-            inner = Saliency(ctx.model)
-            extra["abs"] = True
-            passes_per_sample = 1
-        elif base == "integrated_gradients":
+        if base == "integrated_gradients":
             inner = IntegratedGradients(ctx.model)
             extra.update(baselines=ctx.baseline(self.options["baseline"]), n_steps=self.options["ig_steps"],
                          method="gausslegendre")
             passes_per_sample = self.options["ig_steps"]
         else:
-            raise MethodError(f"smoothgrad base must be 'saliency' or 'integrated_gradients', got {base!r}")
+            inner = Saliency(ctx.model)
+            extra["abs"] = True
+            passes_per_sample = 1
         stdev = float(self.options["noise"]) * float(ctx.x.max() - ctx.x.min())
         torch.manual_seed(ctx.seed)
         attribution = NoiseTunnel(inner).attribute(

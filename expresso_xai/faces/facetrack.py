@@ -128,20 +128,27 @@ class FaceTrack:
     def n_frames(self) -> int:
         return len(self)
 
-    def __getitem__(self, index: slice) -> "FaceTrack":
-        if not isinstance(index, slice):
-            raise TypeError("FaceTrack supports slices only, e.g. faces[0:16]")
-        return FaceTrack(
-            self.landmarks[index],
-            self.face_found[index],
-            self.confidence[index],
-            self.boxes[index],
-            self.n_faces[index],
-            self.frame_size,
-            self.detected[index],
-            self.source,
-            self.landmarker,
-        )
+    #: the fields that hold one value per frame, in constructor order
+    PER_FRAME = ("landmarks", "face_found", "confidence", "boxes", "n_faces", "detected")
+
+    def _with_frames(self, **per_frame) -> "FaceTrack":
+        """A track with the same frame size, source and landmarker and these per-frame fields."""
+        return FaceTrack(frame_size=self.frame_size, source=self.source, landmarker=self.landmarker, **per_frame)
+
+    def __getitem__(self, index) -> "FaceTrack":
+        """Frames of the track by slice or index array (e.g. a clip's positions), as
+        :class:`FaceCrop` and :class:`RegionMap` take them.
+
+        Example:
+            >>> import numpy as np
+            >>> track = FaceTrack(np.zeros((4, 68, 2)), np.ones(4, bool), np.ones(4), np.zeros((4, 4)),
+            ...                   np.ones(4, int), (64, 64))
+            >>> len(track[1:3]), len(track[np.array([0, 0, 3])])
+            (2, 3)
+        """
+        if isinstance(index, (int, np.integer)):
+            index = slice(int(index), int(index) + 1 or None)
+        return self._with_frames(**{name: getattr(self, name)[index] for name in self.PER_FRAME})
 
     def require_face(self, what: str = "this step") -> "FaceTrack":
         """Return ``self``, or raise :class:`NoFaceError` if no frame has a face."""
@@ -167,10 +174,8 @@ class FaceTrack:
         landmarks[..., 0] = (width - 1) - landmarks[..., 0]
         boxes = self.boxes.copy()
         boxes[:, [0, 2]] = (width - 1) - self.boxes[:, [2, 0]]
-        return FaceTrack(
-            landmarks, self.face_found, self.confidence, boxes, self.n_faces,
-            self.frame_size, self.detected, self.source, self.landmarker,
-        )
+        fields = {name: getattr(self, name) for name in self.PER_FRAME}
+        return self._with_frames(**{**fields, "landmarks": landmarks, "boxes": boxes})
 
     @classmethod
     def concatenate(cls, tracks: Iterable["FaceTrack"]) -> "FaceTrack":
@@ -178,17 +183,9 @@ class FaceTrack:
         tracks = list(tracks)
         if not tracks:
             raise ValueError("nothing to concatenate")
-        return cls(
-            np.concatenate([t.landmarks for t in tracks]),
-            np.concatenate([t.face_found for t in tracks]),
-            np.concatenate([t.confidence for t in tracks]),
-            np.concatenate([t.boxes for t in tracks]),
-            np.concatenate([t.n_faces for t in tracks]),
-            tracks[0].frame_size,
-            np.concatenate([t.detected for t in tracks]),
-            tracks[0].source,
-            tracks[0].landmarker,
-        )
+        first = tracks[0]
+        return first._with_frames(**{name: np.concatenate([getattr(t, name) for t in tracks])
+                                     for name in cls.PER_FRAME})
 
     def __repr__(self) -> str:
         found = int(self.face_found.sum())

@@ -52,7 +52,11 @@ class VideoModel:
         input_size: ``(height, width)`` of its frames.
         output: ``"regression"`` or ``"logits"``.
         name: a label for cubes and figures.
+        uses_clip_geometry: whether :meth:`prepare_clip` must see each clip's landmarks
+            before the model runs on it (multi-stream models place their crops there).
     """
+
+    uses_clip_geometry: bool = False
 
     def __init__(self, module, layout: str = "NCTHW", clip_length: int = 16,
                  input_size: tuple[int, int] = (112, 112), mean: Sequence[float] = KINETICS_MEAN,
@@ -110,6 +114,13 @@ class VideoModel:
         """Model-layout attribution ``(N, C, T, H, W)``/``(N, T, C, H, W)`` → ``(N, T, H, W)``
         float64, summed over colour channels."""
         return attribution.detach().sum(dim=self.channel_dim).double().cpu().numpy()
+
+    def prepare_clip(self, landmarks: np.ndarray) -> None:
+        """Take the clip's ``(T, 68, 2)`` landmarks in model-input pixels before it runs.
+
+        A plain model needs nothing (``uses_clip_geometry`` is False); models whose input
+        depends on where the face is (multi-stream crops) override it.
+        """
 
     # --- output ---------------------------------------------------------------------
     def __call__(self, x):

@@ -111,6 +111,8 @@ class MultiStreamModel(VideoModel):
     """A :class:`VideoModel` whose module is a multi-stream net; the engine calls
     :meth:`prepare_clip` with each clip's landmarks to place the stream boxes."""
 
+    uses_clip_geometry = True
+
     def __init__(self, module, streams: Sequence[str], pad: float, **options):
         super().__init__(module, gradcam_layer=False, **options)
         self.streams = tuple(streams)

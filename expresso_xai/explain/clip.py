@@ -1,0 +1,162 @@
+"""The clip step: one clip of source frames made ready for the methods, and the methods
+run on it. :func:`explain` is a loop over this step; evaluation and cohort runs call it
+directly to perturb or re-explain the very input a cube was computed from.
+
+The walk of one clip: source frames → :class:`FaceCrop` (frames and landmarks, one
+transform) → :class:`RegionMap` at the model's input → ``model.preprocess`` → one checked
+forward (the prediction, and the target it resolves) → each method → region × time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ..regions import FaceCrop  # TODO-A
+from ..errors import MethodError, ModelError
+from ..faces import FaceTrack
+from ..regions import RegionMap, get_scheme, region_map
+def label_encoding(exclusive): return "index" if exclusive else "bits"  # TODO-A
+def label_dtype(encoding): return np.dtype(np.uint8 if encoding == "index" else np.uint16)  # TODO-A
+from .base import ClipContext, Method, MethodResult, check_output, get_method
+
+
+def check_target(target) -> None:
+    """Raise :class:`ModelError` unless ``target`` is ``None``, ``"predicted"`` or an output
+    index (a bool is not an index: ``True`` would silently mean output 1)."""
+    is_index = isinstance(target, (int, np.integer)) and not isinstance(target, (bool, np.bool_))
+    if not (target is None or target == "predicted" or (is_index and target >= 0)):
+        raise ModelError(f"target must be None, an output index (0, 1, ...) or 'predicted', got {target!r}")
+
+
+def resolve_target(target, out, model) -> int:
+    """The output index to explain for one clip, given the clip's outputs ``out`` (N, K):
+    ``None`` for a single-output model, an index, or ``"predicted"`` (the top output)."""
+    check_target(target)
+    if target is None:
+        if out.shape[1] != 1:
+            raise ModelError(f"{model.name} has {out.shape[1]} outputs; pass target= an output index "
+                             "or 'predicted' (the top-scoring output of each clip)")
+        return 0
+    if target == "predicted":
+        return int(out[0].argmax())
+    check_output(out, model, int(target))
+    return int(target)
+
+
+def clip_region_map(faces: FaceTrack, crop: FaceCrop, scheme, frame_indices) -> RegionMap:
+    """The clip's region map at the model's input; a clip without any face is all background."""
+    if faces.face_found.any():
+        result = region_map(faces, crop, scheme)
+    else:
+        encoding = label_encoding(scheme.exclusive)
+        labels = np.stack([scheme.empty(crop.size) for _ in range(len(faces))]).astype(label_dtype(encoding))
+        result = RegionMap(labels, scheme.names, scheme.exclusive, faces.face_found.copy(), np.arange(len(faces)),
+                           scheme.name)
+    result.frame_indices = np.asarray(frame_indices)
+    return result
+
+
+def gradient_layer(model, methods: dict[str, Method], device="cpu"):
+    """The layer Grad-CAM reads (the ``layer=`` option, or the model's default), or
+    ``None`` when no method needs one."""
+    readers = [method for method in methods.values() if method.needs_layer]
+    if not readers:
+        return None
+    names = {method.options.get("layer") for method in readers} - {None}
+    if len(names) > 1:
+        raise MethodError(f"gradcam and guided_gradcam must read the same layer, got {sorted(names)}")
+    if not names:
+        return model.gradcam_layer
+    name = names.pop()
+    layers = model.named_layers()
+    if name not in layers:
+        raise ModelError(f"{model.name} has no layer {name!r}; layers Grad-CAM can read: "
+                         f"{model.candidate_layers(device)}")
+    return layers[name]
+
+
+def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, regions="partition", *,
+                 target=None, frame_indices=None, timestamps=None, device="cpu", seed: int = 0,
+                 batch_size: int | None = None, gradient_layer=None) -> ClipContext:
+    """One clip of source frames, ready to be explained: cropped like the landmarks, its
+    region map at the model's input, preprocessed, run once through the model (checked
+    for shape and NaN) and its target resolved.
+
+    Args:
+        model: a :class:`~expresso_xai.models.VideoModel`.
+        frames: ``(L, H, W, 3)`` uint8 RGB source frames, ``L`` the model's clip length.
+        faces, crop: the face track and face crop of those ``L`` frames (index a whole
+            video's with the clip's positions: ``faces[positions]``, ``crop[positions]``).
+        regions: ``"partition"``, ``"boxes"`` or a :class:`~expresso_xai.RegionScheme`.
+        target: ``None`` (single output), an output index or ``"predicted"``.
+        frame_indices, timestamps: the frames' indices in the video and their seconds.
+        device, seed, batch_size, gradient_layer: passed to the methods (see
+            :class:`ClipContext`).
+
+    Example:
+        >>> import expresso_xai as ex
+        >>> from expresso_xai.testing import tiny_model
+        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=16)
+        >>> faces = ex.track_faces(video, progress=False)
+        >>> model = tiny_model(input_size=(64, 64))
+        >>> crop = ex.FaceCrop.from_track(faces, size=model.input_size)
+        >>> ctx = prepare_clip(model, video.frames, faces, crop)
+        >>> ctx.frames.shape, ctx.target, ctx.region_map.names[0]
+        ((16, 64, 64, 3), 0, 'right_eye')
+    """
+    import torch
+
+    if not len(frames) == len(faces) == len(crop):
+        raise ModelError(f"a clip needs as many face-track and crop frames as frames, got {len(frames)} frames, "
+                         f"{len(faces)} face-track frames and {len(crop)} crop frames")
+    indices = np.arange(len(frames)) if frame_indices is None else np.asarray(frame_indices)
+    model_frames = crop.apply(frames)
+    landmarks = crop.apply_landmarks(faces.landmarks)  # in model-input pixels
+    model.prepare_clip(landmarks)
+    x = model.preprocess(model_frames, device)
+    with torch.no_grad():
+        out = model(x)
+    check_output(out, model, 0)
+    clip_target = resolve_target(target, out, model)
+    return ClipContext(model=model, x=x, frames=model_frames, region_map=clip_region_map(faces, crop,
+                       get_scheme(regions), indices), target=clip_target, device=device, seed=seed,
+                       batch_size=batch_size, gradient_layer=gradient_layer, landmarks=landmarks,
+                       prediction=float(out[0, clip_target]), timestamps=timestamps)
+
+
+def run_methods(ctx: ClipContext, methods: Iterable[str] | Mapping[str, Method]) -> dict[str, MethodResult]:
+    """Run explanation methods on one prepared clip.
+
+    Every result comes back with both ``region_time`` ``(L, R)`` (pixels pooled into the
+    clip's regions) and ``pixel_map`` ``(L, H, W)`` (``None`` for a method without one).
+    Gradient-sharing methods share one forward+backward pass (``"gradients" in
+    ctx.cache`` afterwards).
+
+    Example:
+        >>> import expresso_xai as ex
+        >>> from expresso_xai.testing import tiny_model
+        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=16)
+        >>> faces = ex.track_faces(video, progress=False)
+        >>> model = tiny_model(input_size=(64, 64))
+        >>> ctx = prepare_clip(model, video.frames, faces, ex.FaceCrop.from_track(faces, size=(64, 64)))
+        >>> results = run_methods(ctx, ["gradcam", "saliency"])
+        >>> results["saliency"].region_time.shape, "gradients" in ctx.cache
+        ((16, 12), True)
+    """
+    if not isinstance(methods, Mapping):
+        methods = {name: get_method(name) for name in methods}
+    if ctx.gradient_layer is None and "gradients" not in ctx.cache:
+        ctx.gradient_layer = gradient_layer(ctx.model, methods, ctx.device)
+    results = {}
+    for name, method in methods.items():
+        with warnings.catch_warnings():
+            # Captum announces every hook it sets and every input it marks for gradients.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
+            result = method.attribute(ctx)
+        if result.region_time is None:
+            result.region_time, result.pixel_map = ctx.region_map.pool(result.pixels), result.pixels
+        results[name] = result
+    return results

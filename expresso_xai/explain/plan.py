@@ -1,0 +1,129 @@
+"""Every argument of :func:`~expresso_xai.explain.explain` checked and resolved before any
+face tracking or model work starts (Captum's ``attribute`` → ``_attribute`` split): the
+methods and their option values, the region scheme, the target, the Grad-CAM layer, the
+clip geometry and the run's numbers. A typo fails in milliseconds, not after the first
+clip of a long video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import MethodError, ModelError
+from ..regions import RegionScheme, get_scheme
+from .base import Method, get_method
+from .clip import check_target, gradient_layer
+
+
+@dataclass(eq=False)
+class ExplainPlan:
+    """A checked explanation run.
+
+    Attributes:
+        model: the :class:`~expresso_xai.models.VideoModel`, on ``device``.
+        methods: ``{name: Method}`` in the order asked for.
+        scheme: the region scheme.
+        target: ``None``, an output index or ``"predicted"``.
+        layer: the module Grad-CAM reads, or ``None`` when no method needs one.
+        clip_length, stride: how clips slide over the video.
+        keep_pixels, device, seed: as given to :func:`explain`.
+        batch_size: perturbations or steps per forward; ``None`` until measured.
+    """
+
+    model: Any
+    methods: dict[str, Method]
+    scheme: RegionScheme
+    target: Any
+    layer: Any
+    clip_length: int
+    stride: int
+    keep_pixels: bool
+    device: Any
+    seed: int
+    batch_size: int | None
+
+    @property
+    def needs_batch_size(self) -> bool:
+        """Whether a method batches perturbations or steps (all but the shared-gradient ones)."""
+        return any(not method.shares_gradient for method in self.methods.values())
+
+
+def _whole(value, name: str, least: int) -> int:
+    is_whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not is_whole or value < least:
+        raise MethodError(f"{name} must be a whole number of at least {least}, got {value!r}")
+    return int(value)
+
+
+def as_video_model(model):
+    """A :class:`~expresso_xai.models.VideoModel`: wrapped with defaults when ``model`` is
+    a plain ``nn.Module``."""
+    import torch
+
+    from ..models import VideoModel, wrap
+
+    if isinstance(model, torch.nn.Module):
+        model = wrap(model)
+    if not isinstance(model, VideoModel):
+        raise ModelError(f"model must be a VideoModel or torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def make_methods(names: Iterable[str], options: dict, scheme: RegionScheme) -> dict[str, Method]:
+    """The methods asked for, with their options checked against the region scheme."""
+    names = [names] if isinstance(names, str) else list(names)
+    if not names:
+        raise MethodError("no methods given")
+    if len(set(names)) != len(names):
+        raise MethodError(f"a method is named twice in {names}")
+    unknown = set(options) - set(names)
+    if unknown:
+        raise MethodError(f"options given for {sorted(unknown)}, which are not among the methods {names}; "
+                          "pass options as method_name={...}")
+    methods = {name: get_method(name, options.get(name)) for name in names}
+    for name, method in methods.items():
+        if method.region_features and not scheme.exclusive:
+            raise MethodError(f"{name} needs non-overlapping regions, but scheme {scheme.name!r} overlaps; "
+                              "use regions='partition'")
+    return methods
+
+
+def plan_explain(model, methods, method_options: dict, *, target=None, regions="partition", clip_length=None,
+                 stride=8, keep_pixels=False, device="cpu", batch_size="auto", seed=0) -> ExplainPlan:
+    """Check every argument of :func:`explain` and resolve what can be resolved without
+    the video: raises :class:`MethodError` or :class:`ModelError` naming the argument.
+
+    Example:
+        >>> from expresso_xai.testing import tiny_model
+        >>> plan = plan_explain(tiny_model(), ["gradcam", "occlusion"], {"occlusion": {"window": 8}})
+        >>> list(plan.methods), plan.clip_length, plan.needs_batch_size
+        (['gradcam', 'occlusion'], 16, True)
+        >>> plan_explain(tiny_model(), ["occlusion"], {"occlusion": {"window": 0}})
+        Traceback (most recent call last):
+        ...
+        expresso_xai.errors.MethodError: occlusion option window=0: use a whole number of at least 1
+    """
+    import torch
+
+    model = as_video_model(model)
+    scheme = get_scheme(regions)
+    chosen = make_methods(methods, method_options, scheme)
+    check_target(target)
+    if batch_size != "auto":
+        batch_size = _whole(batch_size, "batch_size", 1)
+    if not isinstance(keep_pixels, (bool, np.bool_)):
+        raise MethodError(f"keep_pixels must be True or False, got {keep_pixels!r}")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelError(f"device {device!r} is not a torch device ({exc}); use 'cpu' or 'cuda'") from None
+    model.module.to(device)
+    return ExplainPlan(
+        model=model, methods=chosen, scheme=scheme, target=target, layer=gradient_layer(model, chosen, device),
+        clip_length=_whole(clip_length or model.clip_length, "clip_length", 1), stride=_whole(stride, "stride", 1),
+        keep_pixels=bool(keep_pixels), device=device, seed=_whole(seed, "seed", 0),
+        batch_size=None if batch_size == "auto" else batch_size,
+    )
