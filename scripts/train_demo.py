@@ -7,14 +7,17 @@ Steps:
 1. generate the cohort with ``expresso_xai.samples.make_cohort`` into ``.cache/demo_cohort``
    (resumed if present);
 2. track faces and crop every frame to 64×64 exactly as ``expresso_xai.explain`` does
-   (``FaceCrop.from_track(faces, size=(64, 64))``), keeping the crops in memory;
+   (``expresso_xai.models.training.crop_videos``), keeping the crops in memory;
 3. train ``build_demo_net()`` at participant level: a training example is one participant,
    its prediction the mean of 16-frame clips tiling its video, the loss MSE against its
-   score / 63 (see :func:`train` for why not one loss per clip);
+   score / 63 (``expresso_xai.models.clustered.participant_loss``; see :func:`train` for
+   why not one loss per clip);
 4. keep the step with the lowest participant-level validation MAE, then fit one scale
    and offset of the output on the training participants (folded into the head);
 5. evaluate on the held-out test participants ("clustered": the mean of a participant's
-   clip predictions), next to predicting the training mean;
+   clip predictions), next to predicting the training mean, with the library's
+   ``predict_participants`` and ``participant_metrics`` (``expresso_xai.models.clustered``,
+   which ``expresso_xai.models.training.finetune`` uses too);
 6. write ``expresso_xai/models/data/demo.pt`` (a ``state_dict``) and ``demo.json`` (the card).
 
 Deterministic under ``--seed``: the same command with the same library versions and
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import hashlib
 import json
 import logging
@@ -33,24 +35,16 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from expresso_xai.models.clustered import (participant_loss, participant_metrics, predict_participants,
+                                           tiled_positions)
+from expresso_xai.models.training import ParticipantVideo, crop_videos, read_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("train_demo")
-
-
-@dataclass
-class Participant:
-    """One cohort video cropped to the model input: ``frames (T, 64, 64, 3)`` uint8."""
-
-    name: str
-    score: float
-    split: str
-    frames: np.ndarray
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -79,46 +73,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --- data ---------------------------------------------------------------------------
 
 
-def load_cohort(args) -> tuple[list[Participant], dict]:
+def load_cohort(args) -> tuple[list[ParticipantVideo], dict]:
     """Generate (or resume) the cohort, then track and crop every participant's video."""
     import expresso_xai as ex
     from expresso_xai.models.demo import INPUT_SIZE
-    from tqdm.auto import tqdm
 
     started = time.perf_counter()
     manifest = ex.samples.make_cohort(args.cache, n_participants=args.participants, seconds=args.seconds,
                                       seed=args.cohort_seed, progress=True)
     generated = time.perf_counter() - started
-    with manifest.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    participants = []
-    for row in tqdm(rows, desc="track + crop", unit="participant"):
-        video = ex.load_video(args.cache / row["video"])
-        faces = ex.track_faces(video, progress=False)
-        crop = ex.FaceCrop.from_track(faces, size=INPUT_SIZE)  # exactly what the engine feeds the model
-        missing = int((~faces.face_found).sum())
-        if missing:
-            log.warning("%s: no face in %d of %d frames (their crops reuse the nearest face)",
-                        row["participant"], missing, len(faces))
-        participants.append(Participant(row["participant"], float(row["score"]), row["split"], crop.apply(video)))
+    participants = crop_videos(read_manifest(manifest), INPUT_SIZE)  # exactly what the engine feeds the model
     tracked = time.perf_counter() - started - generated
     timing = {"generate_s": round(generated, 1), "track_and_crop_s": round(tracked, 1)}
     return participants, timing
 
 
-def clip_starts(n_frames: int, clip_length: int, stride: int) -> np.ndarray:
-    """Starts of the clips slid over a video; the last clip ends on the last frame."""
-    starts = list(range(0, max(n_frames - clip_length, 0) + 1, stride))
-    if starts[-1] != max(n_frames - clip_length, 0):
-        starts.append(max(n_frames - clip_length, 0))
-    return np.asarray(starts)
-
-
 def tiled_starts(n_frames: int, clip_length: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` clip starts spread evenly over a video from a random offset, so that
     together the clips sample the whole video, whose closed-eye time sets the score."""
-    span = max(n_frames - clip_length, 0) / count
-    return (rng.uniform(0, span) + np.arange(count) * span).astype(int)
+    return tiled_positions(max(n_frames - clip_length, 0), count, rng)
 
 
 def augment(clips: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...] = ("mirror", "reverse")) -> np.ndarray:
@@ -139,38 +112,24 @@ def augment(clips: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...] 
 # --- training and evaluation ----------------------------------------------------------
 
 
-def predict_participants(model, participants: list[Participant], stride: int, batch_size: int = 32) -> np.ndarray:
-    """Participant-level ("clustered") predictions: the mean of each participant's clips."""
-    import torch
-
-    model.module.eval()
-    predictions = []
-    with torch.no_grad():
-        for participant in participants:
-            starts = clip_starts(len(participant.frames), model.clip_length, stride)
-            outputs = []
-            for first in range(0, len(starts), batch_size):
-                clips = np.stack([participant.frames[s : s + model.clip_length]
-                                  for s in starts[first : first + batch_size]])
-                outputs.append(model(model.preprocess(clips))[:, 0].numpy())
-            predictions.append(float(np.concatenate(outputs).mean()))
-    return np.asarray(predictions)
+def summarise(group: list[ParticipantVideo], predictions: np.ndarray, train_mean: float) -> dict:
+    """The card's participant-level metrics (the library's, rounded), next to predicting
+    the training mean."""
+    names, scores = [p.participant for p in group], [p.score for p in group]
+    found = participant_metrics(names, scores, predictions)
+    baseline = participant_metrics(names, scores, np.full(len(group), train_mean))
+    r = found["pearson_r"]
+    return {"n_participants": found["n_participants"], "mae": round(found["mae"], 3), "rmse": round(found["rmse"], 3),
+            "baseline_mae": round(baseline["mae"], 3), "baseline_rmse": round(baseline["rmse"], 3),
+            "pearson_r": None if r is None else round(r, 4)}
 
 
-def metrics(predictions: np.ndarray, scores: np.ndarray, train_mean: float) -> dict:
-    errors = predictions - scores
-    baseline = train_mean - scores
-    return {
-        "n_participants": int(len(scores)),
-        "mae": round(float(np.abs(errors).mean()), 3),
-        "rmse": round(float(np.sqrt((errors**2).mean())), 3),
-        "baseline_mae": round(float(np.abs(baseline).mean()), 3),
-        "baseline_rmse": round(float(np.sqrt((baseline**2).mean())), 3),
-        "pearson_r": round(float(np.corrcoef(predictions, scores)[0, 1]), 4) if len(scores) > 1 else None,
-    }
+def predict(model, group: list[ParticipantVideo], stride: int) -> np.ndarray:
+    """Each participant's prediction: the mean output over clips every ``stride`` frames."""
+    return predict_participants(model, [p.frames for p in group], stride)
 
 
-def train(args, participants: list[Participant]):
+def train(args, participants: list[ParticipantVideo]):
     """Participant-level ("clustered") training.
 
     Each example is a participant: its prediction is the mean of
@@ -183,7 +142,8 @@ def train(args, participants: list[Participant]):
     128 x 2 s), the clip outputs correlated 0.3-0.5 with closed-eye time, and less as the
     network fitted the training participants; trained on the participant mean, about 0.9.
     Many short participants, rather than a few long ones, give many examples whose few
-    clips cover the whole video.
+    clips cover the whole video. This is the loss the library recommends
+    (``finetune(..., loss="participant")``); both use ``participant_loss``.
     """
     import torch
     from tqdm.auto import tqdm
@@ -197,7 +157,6 @@ def train(args, participants: list[Participant]):
     train_set = [p for p in participants if p.split == "train"]
     val_set = [p for p in participants if p.split == "val"]
     train_mean = float(np.mean([p.score for p in train_set]))
-    val_scores = np.array([p.score for p in val_set])
 
     per_step, k = args.participants_per_step, args.clips_per_participant
     kinds = tuple(args.augment.split(","))
@@ -214,9 +173,7 @@ def train(args, participants: list[Participant]):
         clips = np.stack([p.frames[s : s + CLIP_LENGTH] for p in chosen
                           for s in tiled_starts(len(p.frames), CLIP_LENGTH, k, rng)])
         target = torch.tensor([p.score / SCORE_SCALE for p in chosen], dtype=torch.float32)
-        clip_outputs = net(model.preprocess(augment(clips, rng, kinds)))[:, 0] / SCORE_SCALE
-        predicted = clip_outputs.view(len(chosen), k).mean(dim=1)  # one prediction per participant
-        loss = torch.nn.functional.mse_loss(predicted, target)
+        loss = participant_loss(model, augment(clips, rng, kinds), target, SCORE_SCALE)  # one error per participant
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -226,10 +183,10 @@ def train(args, participants: list[Participant]):
             bar.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}")
         if (step + 1) % args.eval_every and step + 1 != args.steps:
             continue
-        val = metrics(predict_participants(model, val_set, args.eval_stride), val_scores, train_mean)
+        val = summarise(val_set, predict(model, val_set, args.eval_stride), train_mean)
         history.append({"step": step + 1, "train_loss": round(float(np.mean(losses[-args.eval_every:])), 5),
                         "val_mae": val["mae"], "val_rmse": val["rmse"], "val_r": val["pearson_r"]})
-        log.info("step %d: train loss %.4f, val MAE %.2f, RMSE %.2f, r %.3f", step + 1,
+        log.info("step %d: train loss %.4f, val MAE %.2f, RMSE %.2f, r %s", step + 1,
                  history[-1]["train_loss"], val["mae"], val["rmse"], val["pearson_r"])
         if best is None or val["mae"] < best[0]:
             best = (val["mae"], step + 1, copy.deepcopy(net.state_dict()))
@@ -239,7 +196,7 @@ def train(args, participants: list[Participant]):
     return model, {"best_step": best[1], "history": history, "train_mean": train_mean, "calibration": calibration}
 
 
-def calibrate(model, train_set: list[Participant], stride: int) -> dict:
+def calibrate(model, train_set: list[ParticipantVideo], stride: int) -> dict:
     """Fit ``score ≈ a · prediction + b`` on the training participants' clustered
     predictions and fold it into the linear head, so the output is on the score scale.
 
@@ -249,7 +206,7 @@ def calibrate(model, train_set: list[Participant], stride: int) -> dict:
 
     from expresso_xai.models.demo import SCORE_SCALE
 
-    predictions = predict_participants(model, train_set, stride)
+    predictions = predict(model, train_set, stride)
     scores = np.array([p.score for p in train_set])
     a, b = np.polyfit(predictions, scores, 1)
     head = model.module.head
@@ -260,39 +217,28 @@ def calibrate(model, train_set: list[Participant], stride: int) -> dict:
             "fitted_on": "training participants' clustered predictions (least squares)"}
 
 
-def main(argv=None) -> int:
+def evaluate(model, by_split: dict[str, list[ParticipantVideo]], stride: int, train_mean: float) -> dict:
+    """Each split's card metrics and each participant's prediction."""
+    evaluation = {}
+    for split, group in by_split.items():
+        predictions = predict(model, group, stride)
+        found = evaluation[split] = summarise(group, predictions, train_mean)
+        found["participants"] = {p.participant: {"score": p.score, "prediction": round(float(q), 2)}
+                                 for p, q in zip(group, predictions)}
+        log.info("%s: MAE %.2f (baseline %.2f), RMSE %.2f (baseline %.2f), r %s", split, found["mae"],
+                 found["baseline_mae"], found["rmse"], found["baseline_rmse"], found["pearson_r"])
+    return evaluation
+
+
+def model_card(args, argv_used: list[str], model, by_split: dict, training: dict, evaluation: dict, weights: Path,
+               timing: dict) -> dict:
+    """The model card: architecture, input, output, data, training, metrics, weights, versions."""
     import torch
 
     import expresso_xai as ex
     from expresso_xai.models.demo import CLIP_LENGTH, INPUT_SIZE, SCORE_SCALE
 
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-
-    participants, data_timing = load_cohort(args)
-    trained = time.perf_counter()
-    model, training = train(args, participants)
-    training_s = time.perf_counter() - trained
-    by_split = {split: [p for p in participants if p.split == split] for split in ("train", "val", "test")}
-    evaluation = {}
-    for split, group in by_split.items():
-        predictions = predict_participants(model, group, args.eval_stride)
-        scores = np.array([p.score for p in group])
-        evaluation[split] = metrics(predictions, scores, training["train_mean"])
-        evaluation[split]["participants"] = {p.name: {"score": p.score, "prediction": round(float(q), 2)}
-                                             for p, q in zip(group, predictions)}
-        log.info("%s: MAE %.2f (baseline %.2f), RMSE %.2f (baseline %.2f), r %.3f", split, evaluation[split]["mae"],
-                 evaluation[split]["baseline_mae"], evaluation[split]["rmse"], evaluation[split]["baseline_rmse"],
-                 evaluation[split]["pearson_r"])
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights = args.out / "demo.pt"
-    torch.save(model.module.state_dict(), weights)
-    elapsed = time.perf_counter() - started
-    argv_used = sys.argv[1:] if argv is None else list(argv)
-    card = {
+    return {
         "name": "demo",
         "description": "Small 3-D CNN rating the synthetic cohort's 0-63 score from 16-frame face clips. "
                        "The score is planted only in long eye closures (expresso_xai.samples), so a model "
@@ -346,12 +292,36 @@ def main(argv=None) -> int:
         },
         "weights": {"file": weights.name, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
                     "bytes": weights.stat().st_size},
-        "training_time_s": round(elapsed, 1),
-        "timing": {**data_timing, "train_s": round(training_s, 1), "total_s": round(elapsed, 1)},
+        "training_time_s": timing["total_s"],
+        "timing": timing,
         "command": " ".join(["python scripts/train_demo.py", *map(shlex.quote, argv_used)]),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "expresso_xai": ex.__version__},
     }
+
+
+def main(argv=None) -> int:
+    import torch
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    participants, data_timing = load_cohort(args)
+    trained = time.perf_counter()
+    model, training = train(args, participants)
+    training_s = time.perf_counter() - trained
+    by_split = {split: [p for p in participants if p.split == split] for split in ("train", "val", "test")}
+    evaluation = evaluate(model, by_split, args.eval_stride, training["train_mean"])
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    weights = args.out / "demo.pt"
+    torch.save(model.module.state_dict(), weights)
+    elapsed = time.perf_counter() - started
+    argv_used = sys.argv[1:] if argv is None else list(argv)
+    timing = {**data_timing, "train_s": round(training_s, 1), "total_s": round(elapsed, 1)}
+    card = model_card(args, argv_used, model, by_split, training, evaluation, weights, timing)
     (args.out / "demo.json").write_text(json.dumps(card, indent=1) + "\n")
     log.info("wrote %s (%d bytes) and demo.json in %.0f s", weights, weights.stat().st_size, elapsed)
     return 0

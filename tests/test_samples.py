@@ -188,6 +188,13 @@ def test_events_stay_inside_even_a_very_short_clip(seconds):
     assert not outside, f"{n}-frame clip has events past its end: {outside}"
 
 
+def test_a_spec_without_frames_is_refused_with_a_typed_error():
+    with pytest.raises(ex.samples.SampleSpecError, match="at least one frame; 0.01 s at 25.0 fps"):
+        render(SampleSpec(seconds=0.01))
+    assert issubclass(ex.samples.SampleSpecError, ValueError)  # what callers caught before it had a type
+    assert issubclass(ex.samples.SampleSpecError, ex.errors.ExpressoError)
+
+
 def test_no_score_means_no_long_closures():
     truth = render(SampleSpec(seed=4, seconds=2, score=None, **BUSY)).truth
     assert truth["score"] is None and truth["closed_fraction"] == 0

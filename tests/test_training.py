@@ -1,14 +1,25 @@
-"""Fine-tuning as the reference study did, and its participant-level metrics."""
+"""Fine-tuning as the reference study did, and its participant-level metrics.
+
+One training story: ``finetune`` and ``scripts/train_demo.py`` (which trained the shipped
+demo model) predict, lose and score at participant level with the same library code.
+"""
 
 from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import expresso_xai as ex
-from expresso_xai.models import training
+from expresso_xai.errors import ModelError
+from expresso_xai.models import clustered, training
 from expresso_xai.models.demo import build_demo_net, wrap_demo_net
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_demo.py"
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +71,14 @@ def test_gradual_unfreezing_starts_with_the_head():
 
 
 @pytest.mark.slow
-def test_finetune_trains_evaluates_and_resumes_exactly(tmp_path, cohort, clips):
+@pytest.mark.parametrize("loss", ["clip", "participant"])
+def test_finetune_trains_evaluates_and_resumes_exactly(tmp_path, cohort, clips, loss):
     def run(epochs, checkpoint=None, fresh=True):
         torch.manual_seed(0)
         model = wrap_demo_net(build_demo_net())
         return model, training.finetune(model, cohort, epochs=epochs, batch_size=4, lr=0.01, seed=1,
                                         unfreeze_every=1, label_noise=1.0, checkpoint=checkpoint,
-                                        progress=False, clips=clips)
+                                        progress=False, clips=clips, loss=loss, clips_per_participant=2)
 
     straight_model, straight = run(3)
     assert [h["epoch"] for h in straight.history] == [0, 1, 2]
@@ -78,3 +90,94 @@ def test_finetune_trains_evaluates_and_resumes_exactly(tmp_path, cohort, clips):
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
     assert resumed.history == straight.history
     assert resumed_model.weights_hash() == straight_model.weights_hash()
+
+
+def test_an_unknown_loss_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ModelError, match="loss must be one of 'clip', 'participant', not 'video'"):
+        training.finetune(wrap_demo_net(build_demo_net()), tmp_path / "no-manifest.csv", loss="video")
+
+
+def test_participant_batches_take_clips_spread_over_each_participants_video():
+    # 3 participants with 6, 9 and 4 clips, in video order; scores 10, 20, 30.
+    participants = np.repeat(["a", "b", "c"], [6, 9, 4])
+    clip_set = training.ClipSet(np.arange(19)[:, None], np.repeat(np.float32([10, 20, 30]), [6, 9, 4]), participants)
+    groups = clip_set.participant_groups()
+    batches = list(training._epoch_batches(clip_set, groups, 3, 2, 0.0, np.random.default_rng(0)))
+    assert [len(scores) for _, scores in batches] == [2, 1]  # 2 participants per batch, 3 clips each
+    seen = {}
+    for frames, scores in batches:
+        for clips, score in zip(frames[:, 0].reshape(-1, 3), scores):
+            name = participants[clips[0]]
+            assert set(participants[clips]) == {name} and score == {"a": 10, "b": 20, "c": 30}[name]
+            seen[name] = clips
+    first, count = {"a": 0, "b": 6, "c": 15}, {"a": 6, "b": 9, "c": 4}
+    for name, clips in seen.items():
+        position, n = clips - first[name], count[name]
+        # in video order, one in each third of the video (floored to a whole clip)
+        assert (np.diff(position) > 0).all()
+        assert (position >= np.floor(np.arange(3) * n / 3)).all() and (position < np.arange(1, 4) * n / 3).all()
+
+
+def test_per_clip_batches_are_the_reference_studys():
+    clip_set = training.ClipSet(np.arange(5)[:, None], np.float32([1, 2, 3, 4, 5]), np.array(list("aabbc")))
+    groups = list(np.arange(5)[:, None])
+    batches = list(training._epoch_batches(clip_set, groups, None, 2, 0.0, np.random.default_rng(0)))
+    order = np.random.default_rng(0).permutation(5)
+    assert [frames[:, 0].tolist() for frames, _ in batches] == [order[:2].tolist(), order[2:4].tolist(), [order[4]]]
+    assert np.concatenate([scores for _, scores in batches]).tolist() == (order + 1).tolist()
+
+
+def test_participant_loss_is_the_squared_error_of_each_participants_mean_clip():
+    model = wrap_demo_net(build_demo_net())
+    clips = np.random.default_rng(0).integers(0, 255, (4, 16, 64, 64, 3), dtype=np.uint8)
+    targets = torch.tensor([0.25, 0.75])
+    with torch.no_grad():
+        outputs = model(model.preprocess(clips))[:, 0] / 63.0
+        per_participant = clustered.participant_loss(model, clips, targets, 63.0)
+        per_clip = clustered.participant_loss(model, clips, targets.repeat_interleave(2), 63.0)
+    means = outputs.view(2, 2).mean(dim=1)
+    assert float(per_participant) == pytest.approx(float(((means - targets) ** 2).mean()))
+    assert float(per_clip) == pytest.approx(float(((outputs - targets.repeat_interleave(2)) ** 2).mean()))
+    assert float(per_participant) < float(per_clip)  # the clips' spread around their mean is not penalised
+
+
+def test_clip_sets_and_participant_predictions_cluster_alike():
+    """finetune scores a ClipSet clip by clip; the demo script predicts each cropped
+    video; both give each participant the mean of the same clips."""
+    rng = np.random.default_rng(1)
+    videos = [training.ParticipantVideo(name, score, "val", rng.integers(0, 255, (n, 64, 64, 3), dtype=np.uint8))
+              for name, score, n in (("p1", 10.0, 40), ("p2", 50.0, 23))]
+    model = wrap_demo_net(build_demo_net())
+    clip_set = training.ClipSet.from_videos(videos, model.clip_length, 8)
+    clip_predictions = clustered.predict(model, clip_set.frames)
+    by_clip = training.participant_metrics(clip_set.participants, clip_set.scores, clip_predictions)
+    by_video = clustered.predict_participants(model, [v.frames for v in videos], stride=8)
+    means = [by_clip["per_participant"][v.participant]["prediction"] for v in videos]
+    assert means == pytest.approx(by_video, abs=1e-5)
+    assert training.participant_metrics(["p1", "p2"], [10.0, 50.0], by_video)["mae"] == pytest.approx(by_clip["mae"])
+
+
+def test_pearson_r_is_none_where_it_is_undefined():
+    assert training.participant_metrics(["a", "b"], [10, 30], [20, 20])["pearson_r"] is None
+    assert training.participant_metrics(["a"], [10], [12])["pearson_r"] is None
+    assert training.participant_metrics(["a", "b", "c"], [10, 20, 30], [11, 19, 33])["pearson_r"] > 0.9
+
+
+@pytest.mark.slow
+def test_the_demo_training_script_runs_on_the_library_and_writes_a_card(tmp_path):
+    spec = importlib.util.spec_from_file_location("train_demo", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ["--participants", "6", "--seconds", "1", "--cache", str(tmp_path / "cohort"), "--out", str(tmp_path),
+            "--steps", "2", "--eval-every", "1", "--participants-per-step", "2", "--clips-per-participant", "2",
+            "--threads", str(torch.get_num_threads())]
+    assert script.main(argv) == 0
+    card = json.loads((tmp_path / "demo.json").read_text())
+    test = card["metrics"]["test"]
+    assert set(test) == {"n_participants", "mae", "rmse", "baseline_mae", "baseline_rmse", "pearson_r", "participants"}
+    assert card["data"]["splits"] == {"train": 4, "val": 1, "test": 1}
+    # the card's test MAE is the library's clustered prediction of the written weights
+    rows = [r for r in training.read_manifest(tmp_path / "cohort" / "manifest.csv") if r.split == "test"]
+    trained = ex.models.load("demo", weights=tmp_path / "demo.pt")
+    predicted = clustered.predict_participants(trained, [v.frames for v in training.crop_videos(rows, (64, 64))], 4)
+    assert test["mae"] == pytest.approx(abs(predicted[0] - rows[0].score), abs=1e-3)

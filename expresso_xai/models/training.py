@@ -5,7 +5,10 @@ The study fine-tuned action-recognition backbones with one linear output, MSE lo
 with cosine annealing and warm restarts, label noise and gradual unfreezing, on 16-frame
 clips, and reported MAE and RMSE of the mean prediction per participant, by BDI-II band
 and by error group. :func:`finetune` does that for any :class:`VideoModel` on a manifest
-CSV (``video, participant, score, split``), with checkpoints it resumes from.
+CSV (``video, participant, score, split``), with checkpoints it resumes from, and offers
+the participant-level loss the library recommends (``loss="participant"``). The
+prediction, loss and metrics it shares with ``scripts/train_demo.py`` live in
+:mod:`expresso_xai.models.clustered`.
 """
 
 from __future__ import annotations
@@ -17,15 +20,22 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import ExpressoError, ModelError
+from .clustered import BDI_BANDS, participant_loss, participant_metrics, predict, tiled_positions, video_clips
 
 log = logging.getLogger(__name__)
 
-#: BDI-II severity bands (inclusive score ranges).
-BDI_BANDS = {"minimal": (0, 13), "mild": (14, 19), "moderate": (20, 28), "severe": (29, 63)}
+__all__ = [
+    "BDI_BANDS", "ClipSet", "FinetuneResult", "LOSSES", "ManifestError", "ManifestRow", "ParticipantVideo",
+    "crop_videos", "finetune", "participant_metrics", "predict", "prepare_clips", "read_manifest", "result_to_json",
+]
+
+#: The losses :func:`finetune` offers: one per clip (the reference study's) or one per participant.
+LOSSES = ("clip", "participant")
 
 
 class ManifestError(ExpressoError, ValueError):
@@ -77,6 +87,46 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
 
 
 @dataclass
+class ParticipantVideo:
+    """One participant's video cropped to a model's input: ``frames (T, H, W, 3)`` uint8."""
+
+    participant: str
+    score: float
+    split: str
+    frames: np.ndarray
+
+
+def crop_videos(rows: list[ManifestRow], input_size: tuple[int, int], progress: bool = True) -> list[ParticipantVideo]:
+    """Track the face in each row's video and crop every frame to ``input_size`` exactly as
+    the explanation engine does (``FaceCrop.from_track(faces, size=input_size)``).
+
+    Example:
+        >>> import tempfile, expresso_xai as ex
+        >>> from expresso_xai.models.training import crop_videos, read_manifest
+        >>> manifest = ex.samples.make_cohort(tempfile.mkdtemp(), n_participants=2, seconds=1, progress=False)
+        >>> [(v.participant, v.frames.shape) for v in crop_videos(read_manifest(manifest), (64, 64), progress=False)]
+        [('p000', (25, 64, 64, 3)), ('p001', (25, 64, 64, 3))]
+    """
+    from tqdm.auto import tqdm
+
+    from .. import FaceCrop
+    from ..faces import track_faces
+    from ..video import load_video
+
+    videos = []
+    for row in tqdm(rows, desc="track + crop", unit="video", disable=not progress, leave=False):
+        video = load_video(row.video)
+        faces = track_faces(video, progress=False)
+        missing = int((~faces.face_found).sum())
+        if missing:
+            log.warning("%s: no face in %d of %d frames (their crops reuse the nearest face)",
+                        row.participant, missing, len(faces))
+        crop = FaceCrop.from_track(faces, size=input_size)
+        videos.append(ParticipantVideo(row.participant, row.score, row.split, crop.apply(video)))
+    return videos
+
+
+@dataclass
 class ClipSet:
     """Cropped clips ready for a model: ``frames (N, L, H, W, 3)`` uint8, ``scores (N,)``,
     ``participants (N,)``."""
@@ -88,60 +138,52 @@ class ClipSet:
     def __len__(self) -> int:
         return len(self.frames)
 
+    @classmethod
+    def from_videos(cls, videos: list[ParticipantVideo], clip_length: int, stride: int) -> "ClipSet":
+        """The clips every ``stride`` frames of each video, with its score and participant.
+
+        Example:
+            >>> import numpy as np
+            >>> from expresso_xai.models.training import ClipSet, ParticipantVideo
+            >>> video = ParticipantVideo("p0", 12.0, "train", np.zeros((40, 8, 8, 3), np.uint8))
+            >>> clips = ClipSet.from_videos([video], clip_length=16, stride=8)
+            >>> clips.frames.shape, clips.participants.tolist()
+            ((4, 16, 8, 8, 3), ['p0', 'p0', 'p0', 'p0'])
+        """
+        frames, scores, participants = [], [], []
+        for video in videos:
+            clips = video_clips(video.frames, clip_length, stride)
+            frames += clips
+            scores += [video.score] * len(clips)
+            participants += [video.participant] * len(clips)
+        return cls(np.stack(frames), np.asarray(scores, np.float32), np.asarray(participants))
+
+    def participant_groups(self) -> list[np.ndarray]:
+        """The indices of each participant's clips, in video order, participants in the
+        order they first appear.
+
+        Example:
+            >>> import numpy as np
+            >>> from expresso_xai.models.training import ClipSet
+            >>> clips = ClipSet(np.zeros((3, 1)), np.zeros(3), np.array(["b", "a", "b"]))
+            >>> [group.tolist() for group in clips.participant_groups()]
+            [[0, 2], [1]]
+        """
+        return [np.flatnonzero(self.participants == name) for name in dict.fromkeys(self.participants.tolist())]
+
 
 def prepare_clips(rows: list[ManifestRow], model, stride: int = 8, progress: bool = True) -> ClipSet:
-    """Track, crop (as the explanation engine does) and cut every video into clips."""
-    from tqdm.auto import tqdm
-
-    from ..faces import track_faces
-    from ..regions import FaceCrop
-    from ..video import iter_clips, load_video
-
-    frames, scores, participants = [], [], []
-    for row in tqdm(rows, desc="clips", unit="video", disable=not progress, leave=False):
-        video = load_video(row.video)
-        faces = track_faces(video, progress=False)
-        crop = FaceCrop.from_track(faces, size=model.input_size)
-        for clip in iter_clips(video, model.clip_length, stride):
-            frames.append(crop[clip.indices].apply(clip.frames))
-            scores.append(row.score)
-            participants.append(row.participant)
-    return ClipSet(np.stack(frames), np.asarray(scores, np.float32), np.asarray(participants))
-
-
-def participant_metrics(participants, scores, predictions, correct_within: float = 5.0) -> dict:
-    """Participant-level ("clustered") metrics: the mean prediction per participant
-    against their score. MAE, RMSE, MAE per BDI-II band, and how many participants were
-    estimated within ``correct_within`` points, over or under.
+    """Track, crop (as the explanation engine does) and cut every video into the model's clips.
 
     Example:
-        >>> from expresso_xai.models.training import participant_metrics
-        >>> m = participant_metrics(["a", "a", "b"], [10, 10, 30], [12, 14, 20])
-        >>> m["mae"], m["groups"]  # a: mean 13 (+3), b: 20 (-10)
-        (6.5, {'correct': 1, 'over': 0, 'under': 1})
+        >>> import tempfile, expresso_xai as ex
+        >>> from expresso_xai.models.training import prepare_clips, read_manifest
+        >>> manifest = ex.samples.make_cohort(tempfile.mkdtemp(), n_participants=1, seconds=1, progress=False)
+        >>> clips = prepare_clips(read_manifest(manifest), ex.models.load("demo"), progress=False)
+        >>> clips.frames.shape  # 25 frames: clips start at 0, 8 and 9 (the last one ends on the last frame)
+        (3, 16, 64, 64, 3)
     """
-    participants = np.asarray(participants)
-    scores = np.asarray(scores, np.float64)
-    predictions = np.asarray(predictions, np.float64)
-    names = sorted(set(participants.tolist()))
-    truth = np.array([scores[participants == p][0] for p in names])
-    mean = np.array([predictions[participants == p].mean() for p in names])
-    error = mean - truth
-    bands = {}
-    for band, (low, high) in BDI_BANDS.items():
-        inside = (truth >= low) & (truth <= high + 0.999)
-        if inside.any():
-            bands[band] = {"n": int(inside.sum()), "mae": float(np.abs(error[inside]).mean())}
-    return {
-        "n_participants": len(names),
-        "mae": float(np.abs(error).mean()),
-        "rmse": float(np.sqrt((error ** 2).mean())),
-        "bands": bands,
-        "groups": {"correct": int((np.abs(error) <= correct_within).sum()),
-                   "over": int((error > correct_within).sum()),
-                   "under": int((error < -correct_within).sum())},
-        "per_participant": {p: {"score": float(t), "prediction": float(m)} for p, t, m in zip(names, truth, mean)},
-    }
+    return ClipSet.from_videos(crop_videos(rows, model.input_size, progress), model.clip_length, stride)
 
 
 @dataclass
@@ -169,22 +211,119 @@ def _set_trainable(module, n_unfrozen: int) -> None:
             parameter.requires_grad_(trainable)
 
 
-def predict(model, frames: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Model outputs (first output) for ``(N, L, H, W, 3)`` uint8 clips."""
+def _read_splits(manifest: str | Path) -> dict[str, list[ManifestRow]]:
+    rows = read_manifest(manifest)
+    splits = {name: [r for r in rows if r.split == name] for name in ("train", "val", "test")}
+    if not splits["train"] or not splits["val"]:
+        raise ManifestError(f"{manifest}: needs 'train' and 'val' rows (has {sorted({r.split for r in rows})})")
+    return splits
+
+
+def _clustered_metrics(model, clips: ClipSet) -> dict:
+    return participant_metrics(clips.participants, clips.scores, predict(model, clips.frames))
+
+
+def _epoch_batches(train: ClipSet, groups: list[np.ndarray], per_group: int | None, batch_size: int,
+                   label_noise: float, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch's ``(clips, scores)``: ``batch_size`` groups at a time in a random order,
+    all clips of each group (``per_group=None``) or ``per_group`` of them spread over it,
+    and each group's score plus Gaussian label noise of ``label_noise`` points."""
+    order = rng.permutation(len(groups))
+    for start in range(0, len(order), batch_size):
+        chosen = [groups[i] for i in order[start : start + batch_size]]
+        if per_group is not None:
+            chosen = [group[tiled_positions(len(group), per_group, rng)] for group in chosen]
+        noise = rng.normal(0, label_noise, len(chosen)).astype(np.float32)
+        yield train.frames[np.concatenate(chosen)], train.scores[[group[0] for group in chosen]] + noise
+
+
+def _train_epoch(model, batches, optimiser, scheduler, score_scale: float, bar) -> list[float]:
+    """Optimiser steps over one epoch's batches; the loss of each (stops at the first
+    loss that is not finite, the last one in the list)."""
     import torch
 
-    model.module.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(frames), batch_size):
-            out.append(model(model.preprocess(frames[start : start + batch_size]))[:, 0].double().numpy())
-    return np.concatenate(out)
+    losses = []
+    for clips, scores in batches:
+        loss = participant_loss(model, clips, torch.from_numpy(scores) / score_scale, score_scale)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):
+            break
+        bar.update()
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+    bar.close()
+    return losses
+
+
+class _Run:
+    """A fine-tuning run's result so far, its best weights and its checkpoint file."""
+
+    def __init__(self, net, optimiser, scheduler, checkpoint: str | Path | None):
+        self.net, self.optimiser, self.scheduler = net, optimiser, scheduler
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.result = FinetuneResult()
+        self.best_state = None
+
+    def resume(self) -> int:
+        """Load the checkpoint, if there is one; the first epoch still to train."""
+        import torch
+
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return 0
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        self.net.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.result.history = json.loads(state["history"])
+        self.result.best_epoch = int(state["best_epoch"])
+        self.best_state = state["best_model"]
+        log.info("resuming %s at epoch %d", self.checkpoint, int(state["epoch"]) + 1)
+        return int(state["epoch"]) + 1
+
+    def record(self, epoch: int, train_loss: float, val: dict) -> None:
+        """Add an epoch to the history, keep its weights if its val MAE is the lowest yet,
+        and save the checkpoint."""
+        import torch
+
+        history = self.result.history
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_mae": val["mae"], "val_rmse": val["rmse"],
+                        "lr": float(self.scheduler.get_last_lr()[0])})
+        if self.result.best_epoch < 0 or val["mae"] <= min(h["val_mae"] for h in history):
+            self.result.best_epoch = epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        if self.checkpoint is not None:
+            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": self.net.state_dict(), "optimiser": self.optimiser.state_dict(),
+                        "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
+                        "best_epoch": self.result.best_epoch, "best_model": self.best_state}, self.checkpoint)
+
+    def keep_best(self) -> FinetuneResult:
+        """Load the best epoch's weights into the model, in eval mode."""
+        if self.best_state is None:
+            raise ModelError("no epoch was trained (epochs <= the checkpoint's epoch?)")
+        self.net.load_state_dict(self.best_state)
+        self.net.eval()
+        return self.result
+
+
+def _evaluate(model, clips: dict[str, ClipSet], train_mean: float, result: FinetuneResult) -> None:
+    """Participant-level metrics on val and test, next to predicting the training mean."""
+    for name in ("val", "test"):
+        if name in clips:
+            part = clips[name]
+            setattr(result, name, _clustered_metrics(model, part))
+            result.baseline[name] = participant_metrics(part.participants, part.scores, np.full(len(part), train_mean))
+    result.baseline["train_mean"] = train_mean
 
 
 def finetune(model, manifest: str | Path, *, epochs: int = 10, lr: float = 0.01, momentum: float = 0.9,
              weight_decay: float = 1e-4, batch_size: int = 8, clip_stride: int = 8, restart_epochs: int = 5,
              unfreeze_every: int = 2, label_noise: float = 0.0, score_scale: float | None = None, seed: int = 0,
-             checkpoint: str | Path | None = None, progress: bool = True, clips: dict | None = None) -> FinetuneResult:
+             loss: str = "clip", clips_per_participant: int = 3, checkpoint: str | Path | None = None,
+             progress: bool = True, clips: dict | None = None) -> FinetuneResult:
     """Fine-tune ``model`` (a :class:`VideoModel` with one regression output) on a manifest.
 
     MSE loss on ``score / score_scale`` against ``output / score_scale`` (default scale: the
@@ -196,91 +335,80 @@ def finetune(model, manifest: str | Path, *, epochs: int = 10, lr: float = 0.01,
     MAE on ``val`` is kept (its weights are loaded into the model at the end). With
     ``checkpoint``, state is saved after every epoch and a new call resumes from it.
 
+    ``loss`` says what one squared error is about:
+
+    - ``"clip"`` (default, the reference study's): each clip's output against its
+      participant's score; a batch is ``batch_size`` clips.
+    - ``"participant"`` (**recommended**): the mean output of ``clips_per_participant``
+      clips spread over a participant's video against its score; a batch is
+      ``batch_size`` participants. A score such as BDI-II belongs to the whole video,
+      and most clips, even of a high scorer, need not show what it is made of; one loss
+      per clip then rewards recognising *who* is in a clip and penalises exactly the
+      differences between a participant's clips that carry the score.
+      ``scripts/train_demo.py`` trained the demo model this way because the per-clip loss
+      failed on the synthetic cohort (clip outputs correlated 0.3-0.5 with the planted
+      closed-eye time, against about 0.9 with the participant-level loss); see
+      :func:`~expresso_xai.models.clustered.participant_loss`.
+
     Returns:
         :class:`FinetuneResult` with the history, best epoch, val/test metrics (see
         :func:`participant_metrics`) and the predict-the-training-mean baseline.
+
+    Example:
+        >>> import tempfile, expresso_xai as ex
+        >>> from expresso_xai.models.demo import build_demo_net, wrap_demo_net
+        >>> manifest = ex.samples.make_cohort(tempfile.mkdtemp(), n_participants=3, seconds=1, progress=False,
+        ...                                   splits=(0.34, 0.33, 0.33))
+        >>> result = ex.models.training.finetune(wrap_demo_net(build_demo_net()), manifest, epochs=1,
+        ...                                      loss="participant", batch_size=2, progress=False)
+        >>> result.best_epoch, result.val["n_participants"], result.test["n_participants"]
+        (0, 1, 1)
     """
     import torch
     from tqdm.auto import tqdm
 
-    rows = read_manifest(manifest)
-    splits = {name: [r for r in rows if r.split == name] for name in ("train", "val", "test")}
-    if not splits["train"] or not splits["val"]:
-        raise ManifestError(f"{manifest}: needs 'train' and 'val' rows (has {sorted({r.split for r in rows})})")
+    if loss not in LOSSES:
+        raise ModelError(f"loss must be one of {', '.join(map(repr, LOSSES))}, not {loss!r}")
+    splits = _read_splits(manifest)
     if clips is None:
         clips = {name: prepare_clips(part, model, clip_stride, progress) for name, part in splits.items() if part}
-    torch.manual_seed(seed)
-    net = model.module
-    optimiser = torch.optim.SGD([p for p in net.parameters()], lr=lr, momentum=momentum, weight_decay=weight_decay)
     train = clips["train"]
+    per_participant = loss == "participant"
+    groups = train.participant_groups() if per_participant else list(np.arange(len(train))[:, None])
     if score_scale is None:
         score_scale = max(1.0, float(np.abs(train.scores).max()))
-    steps_per_epoch = max(1, math.ceil(len(train) / batch_size))
+    torch.manual_seed(seed)
+    net = model.module
+    optimiser = torch.optim.SGD(list(net.parameters()), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(groups) / batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimiser, T_0=restart_epochs * steps_per_epoch)
-    result = FinetuneResult()
-    start_epoch, best_state = 0, None
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        net.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch = int(state["epoch"]) + 1
-        result.history = json.loads(state["history"])
-        result.best_epoch = int(state["best_epoch"])
-        best_state = state["best_model"]
-        log.info("resuming %s at epoch %d", checkpoint, start_epoch)
+    run = _Run(net, optimiser, scheduler, checkpoint)
     started = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(run.resume(), epochs):
         # Seeded per epoch, so a run resumed from a checkpoint continues exactly.
         rng = np.random.default_rng([seed, epoch])
         torch.manual_seed(seed * 1000 + epoch)
         _set_trainable(net, 1 + epoch // max(1, unfreeze_every))
         net.train()
-        order = rng.permutation(len(train))
-        losses = []
-        bar = tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
-                   leave=False)
-        for start in bar:
-            batch = order[start : start + batch_size]
-            target = torch.from_numpy(train.scores[batch] + rng.normal(0, label_noise, len(batch)).astype(np.float32))
-            output = model(model.preprocess(train.frames[batch]))[:, 0]
-            loss = torch.nn.functional.mse_loss(output / score_scale, target / score_scale)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise ModelError(f"training diverged at epoch {epoch + 1} (loss {value}); lower lr (now {lr})")
-            losses.append(value)
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-        val = participant_metrics(clips["val"].participants, clips["val"].scores,
-                                  predict(model, clips["val"].frames))
-        result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae": val["mae"],
-                               "val_rmse": val["rmse"], "lr": float(scheduler.get_last_lr()[0])})
-        if result.best_epoch < 0 or val["mae"] <= min(h["val_mae"] for h in result.history):
-            result.best_epoch = epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        if checkpoint is not None:
-            Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": net.state_dict(), "optimiser": optimiser.state_dict(),
-                        "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(result.history),
-                        "best_epoch": result.best_epoch, "best_model": best_state}, checkpoint)
-    if best_state is None:
-        raise ModelError("no epoch was trained (epochs <= the checkpoint's epoch?)")
-    net.load_state_dict(best_state)
-    net.eval()
+        batches = _epoch_batches(train, groups, clips_per_participant if per_participant else None, batch_size,
+                                 label_noise, rng)
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        losses = _train_epoch(model, batches, optimiser, scheduler, score_scale, bar)
+        if not math.isfinite(losses[-1]):
+            raise ModelError(f"training diverged at epoch {epoch + 1} (loss {losses[-1]}); lower lr (now {lr})")
+        run.record(epoch, float(np.mean(losses)), _clustered_metrics(model, clips["val"]))
+    result = run.keep_best()
     result.seconds = time.perf_counter() - started
-    mean_score = float(np.mean([r.score for r in splits["train"]]))
-    for name in ("val", "test"):
-        if name in clips:
-            predictions = predict(model, clips[name].frames)
-            setattr(result, name, participant_metrics(clips[name].participants, clips[name].scores, predictions))
-            result.baseline[name] = participant_metrics(clips[name].participants, clips[name].scores,
-                                                        np.full(len(predictions), mean_score))
-    result.baseline["train_mean"] = mean_score
+    _evaluate(model, clips, float(np.mean([r.score for r in splits["train"]])), result)
     return result
 
 
 def result_to_json(result: FinetuneResult) -> str:
+    """A :class:`FinetuneResult` as JSON text (what ``expresso-xai train`` writes next to the weights).
+
+    Example:
+        >>> from expresso_xai.models.training import FinetuneResult, result_to_json
+        >>> result_to_json(FinetuneResult(best_epoch=2)).splitlines()[1:3]
+        [' "history": [],', ' "best_epoch": 2,']
+    """
     return json.dumps(asdict(result), indent=1)
