@@ -186,12 +186,12 @@ class Video:
         )
 
     def content_hash(self) -> str:
-        """SHA-256 of the decoded frames (stable across containers with the same pixels)."""
+        """SHA-256 of the decoded frames (stable across containers with the same pixels);
+        the same as a :class:`FrameHasher` fed the frames of the file clip by clip."""
         if self._hash is None:
-            digest = hashlib.sha256()
-            digest.update(str(self.frames.shape).encode())
-            digest.update(self.frames.tobytes())
-            self._hash = digest.hexdigest()
+            hasher = FrameHasher()
+            hasher.update(self.frames, np.arange(len(self.frames)))
+            self._hash = hasher.hexdigest()
         return self._hash
 
     def __repr__(self) -> str:
@@ -199,6 +199,42 @@ class Video:
             f"Video({self.n_frames} frames, {self.width}x{self.height}, {self.fps:g} fps, "
             f"start={self.start}, source={self.source!r})"
         )
+
+
+class FrameHasher:
+    """SHA-256 of a video's decoded frames fed in order, in overlapping pieces (clips
+    streamed from a file), so a file's content can be hashed while it is explained,
+    with flat memory. Frames already fed (clip overlaps, padding) are skipped.
+
+    Example:
+        >>> import numpy as np
+        >>> frames = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
+        >>> whole, pieces = FrameHasher(), FrameHasher()
+        >>> whole.update(frames, np.arange(5))
+        >>> pieces.update(frames[:3], np.arange(3)); pieces.update(frames[2:], np.arange(2, 5))
+        >>> whole.hexdigest() == pieces.hexdigest(), pieces.n_frames
+        (True, 5)
+    """
+
+    def __init__(self):
+        self._digest = hashlib.sha256()
+        self.n_frames = 0
+        self._frame_shape: tuple = ()
+
+    def update(self, frames: np.ndarray, indices: np.ndarray) -> None:
+        """Feed ``frames`` whose positions in the video (counted from the first frame fed)
+        are ``indices``; only the next unseen frames are hashed."""
+        for frame, index in zip(frames, np.asarray(indices)):
+            if index == self.n_frames:
+                self._digest.update(np.ascontiguousarray(frame).tobytes())
+                self._frame_shape = frame.shape
+                self.n_frames += 1
+
+    def hexdigest(self) -> str:
+        """The hash of the frames fed so far (their count and shape included)."""
+        digest = self._digest.copy()
+        digest.update(f"{self.n_frames}x{'x'.join(map(str, self._frame_shape))}".encode())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ import logging
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -28,7 +28,7 @@ from ..errors import ModelError, NoFaceWarning
 from ..faces import FaceTrack, track_faces
 def label_encoding(exclusive): return "index" if exclusive else "bits"  # TODO-A
 def label_dtype(encoding): return np.dtype(np.uint8 if encoding == "index" else np.uint16)  # TODO-A
-from ..video import Video, iter_clips, load_video
+from ..video import FrameHasher, Video, iter_clips, load_video
 from .clip import prepare_clip, run_methods
 from .plan import ExplainPlan, plan_explain
 from .state import ExplainState
@@ -150,9 +150,10 @@ def explain(
     state = new_state(plan, len(source.faces))
     checkpointer.restore(state, fingerprint(plan, source, crop))
     with checkpointer.guard(state):
-        for positions, clip in source.clips(plan, state.done, progress):
+        for positions, clip in source.clips(plan, state, progress):
             ctx = _prepare(plan, state, clip, positions, source.faces, crop)
             state.add(ctx, run_methods(ctx, plan.methods), positions)
+            state.video_digest = source.digest_after(state.done)
             checkpointer.tick(state)
     checkpointer.remove()
     return to_cube(plan, source, crop, state)
@@ -171,6 +172,8 @@ class VideoSource:
         fps, frame_size: the video's rate and ``(height, width)``.
         source: where it came from (a path, or the array's label).
         first_frame: the index of its first frame (non-zero for a slice of a video).
+        hasher: hashes the frames as the clips are decoded (for a path, that is the only
+            time they are all seen), so the cube records the content it was computed from.
     """
 
     video: Any
@@ -179,6 +182,8 @@ class VideoSource:
     frame_size: tuple[int, int]
     source: str
     first_frame: int
+    hasher: FrameHasher = field(default_factory=FrameHasher)
+    digests: dict = field(default_factory=dict)  # clips decoded -> hash of their frames
 
     @classmethod
     def open(cls, video, faces: FaceTrack | None, progress: bool) -> "VideoSource":
@@ -194,26 +199,49 @@ class VideoSource:
         return cls(video, faces, first.fps, (first.height, first.width), str(source or ""), start)
 
     def content_hash(self) -> str:
-        """SHA-256 of the decoded frames for a video in memory; empty for a path."""
-        return self.video.content_hash() if isinstance(self.video, Video) else ""
+        """SHA-256 of the decoded frames (for a path: of those decoded so far, all of
+        them once the run is over)."""
+        return self.video.content_hash() if isinstance(self.video, Video) else self.hasher.hexdigest()
 
-    def clips(self, plan: ExplainPlan, skip: int, progress: bool):
-        """``(positions, clip)`` for every clip after the first ``skip`` (finished before a
-        resume), ``positions`` being the clip's frames in the face track."""
+    def identity(self) -> str:
+        """What names the video in a checkpoint's fingerprint before it is decoded: its
+        content for a video in memory, its path for a file (whose content is checked
+        clip by clip as a resumed run decodes it again, see :meth:`clips`)."""
+        return self.video.content_hash() if isinstance(self.video, Video) else str(self.video)
+
+    def clips(self, plan: ExplainPlan, state: ExplainState, progress: bool):
+        """``(positions, clip)`` for every clip the state has not finished, ``positions``
+        being the clip's frames in the face track. When resuming, the frames of the
+        finished clips are decoded and hashed again: if they differ from those the
+        checkpoint was made from (the file was replaced), the run starts afresh."""
         from tqdm.auto import tqdm
 
-        n_frames = len(self.faces)
+        n_frames, skip = len(self.faces), state.done
         total = max(1, -(-max(n_frames - plan.clip_length, 0) // plan.stride) + 1)
         clips = iter_clips(self.video, plan.clip_length, plan.stride)
+        self.hasher, self.digests = FrameHasher(), {0: FrameHasher().hexdigest()}
+        in_memory = isinstance(self.video, Video)  # already hashed whole, and in the fingerprint
         with tqdm(clips, total=total, desc="explain", unit="clip", disable=not progress, leave=False) as bar:
             for index, clip in enumerate(bar):
-                if index < skip:
-                    continue
+                if index == skip and skip and not in_memory and self.digests[skip] != state.video_digest:
+                    warnings.warn(f"{self.source}: the video is not the one the checkpoint was made from "
+                                  "(its frames changed); starting afresh", stacklevel=4)
+                    state.clear()
+                    yield from self.clips(plan, state, progress)
+                    return
                 positions = clip.indices - self.first_frame
                 if positions.max() >= n_frames:
                     raise ModelError(f"the face track has {n_frames} frames but the video has more; "
                                      "pass faces tracked on the same video")
-                yield positions, clip
+                if not in_memory:
+                    self.hasher.update(clip.frames, positions)
+                    self.digests = {index: self.digests.get(index), index + 1: self.hasher.hexdigest()}
+                if index >= skip:
+                    yield positions, clip
+
+    def digest_after(self, n_clips: int) -> str:
+        """The hash of the frames of the first ``n_clips`` clips (kept for the last two)."""
+        return self.digests.get(n_clips) or ""
 
 
 def _crop_for(model, faces: FaceTrack, crop: FaceCrop | None) -> FaceCrop:
@@ -253,7 +281,7 @@ def fingerprint(plan: ExplainPlan, source: VideoSource, crop: FaceCrop) -> str:
     for array in (source.faces.landmarks, source.faces.face_found, crop.matrices):
         digest.update(np.ascontiguousarray(array).tobytes())
     return json.dumps({
-        "model": plan.model.weights_hash(), "video": source.content_hash() or str(source.video),
+        "model": plan.model.weights_hash(), "video": source.identity(),
         "faces_and_crop": digest.hexdigest(), "methods": {m: method.params() for m, method in plan.methods.items()},
         "scheme": plan.scheme.name, "clip_length": plan.clip_length, "stride": plan.stride, "seed": plan.seed,
         "target": str(plan.target), "keep_pixels": plan.keep_pixels, "batch_size": str(plan.batch_size or "auto"),

@@ -7,6 +7,7 @@ clip of a long video.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -120,7 +121,12 @@ def plan_explain(model, methods, method_options: dict, *, target=None, regions="
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ModelError(f"device {device!r} is not a torch device ({exc}); use 'cpu' or 'cuda'") from None
-    model.module.to(device)
+    if model.module.training:
+        # Dropout and batch statistics would make every run differ while the cube records
+        # the same model_hash: explanations are of the model in eval mode.
+        warnings.warn(f"{model.name} was in training mode; it is put in eval mode to be explained",
+                      stacklevel=3)
+    model.module.eval().to(device)
     return ExplainPlan(
         model=model, methods=chosen, scheme=scheme, target=target, layer=gradient_layer(model, chosen, device),
         clip_length=_whole(clip_length or model.clip_length, "clip_length", 1), stride=_whole(stride, "stride", 1),

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 #: the arrays of the state (``None`` when pixels are not kept)
 ARRAYS = ("totals", "covered", "prediction_sum", "region_area", "timestamps", "pixels", "labels")
 #: the per-clip lists and counters, saved as JSON
-COUNTERS = ("done", "clip_starts", "clip_predictions", "clip_targets", "passes", "shared_passes", "batch_size")
+COUNTERS = ("done", "clip_starts", "clip_predictions", "clip_targets", "passes", "shared_passes", "batch_size",
+            "video_digest")
 
 
 @dataclass(eq=False)
@@ -48,6 +49,8 @@ class ExplainState:
         shared_passes: clips whose gradient methods shared one pass.
         batch_size: perturbations per forward, once measured (kept so a resumed run
             batches exactly like the first).
+        video_digest: the hash of the frames the finished clips were decoded from, so a
+            resumed run can tell that the file was replaced in between.
 
     Example:
         >>> state = ExplainState.empty(["saliency"], n_frames=4, n_regions=2)
@@ -71,6 +74,7 @@ class ExplainState:
     passes: dict = field(default_factory=dict)
     shared_passes: int = 0
     batch_size: int | None = None
+    video_digest: str = ""
 
     @classmethod
     def empty(cls, methods, n_frames: int, n_regions: int, pixel_size=None, label_dtype=np.uint8) -> "ExplainState":
@@ -89,16 +93,38 @@ class ExplainState:
             passes=dict.fromkeys(methods, 0),
         )
 
+    def clear(self) -> None:
+        """Forget every clip (a resumed run found that its video changed)."""
+        fresh = ExplainState.empty(self.methods, len(self.covered), self.totals.shape[2],
+                                   None if self.pixels is None else self.pixels.shape[2:],
+                                   np.uint8 if self.labels is None else self.labels.dtype)
+        for name in ARRAYS:
+            if getattr(self, name) is not None:
+                getattr(self, name)[...] = getattr(fresh, name)
+        for name in ("done", "clip_starts", "clip_predictions", "clip_targets", "clip_stats", "passes", "shared_passes"):
+            setattr(self, name, getattr(fresh, name))
+
     def add(self, ctx: ClipContext, results: dict[str, MethodResult], positions: np.ndarray) -> None:
         """Add one finished clip: ``results`` of every method on ``ctx``, whose frames sit
         at ``positions`` of the run's frames."""
-        unique, first = np.unique(positions, return_index=True)
+        unique, first, inverse, copies = np.unique(positions, return_index=True, return_inverse=True,
+                                                   return_counts=True)
+
+        def per_frame(values):
+            """Values of the clip's distinct frames: a frame repeated to pad a short video
+            gets the mean of its copies, not their sum."""
+            if len(unique) == len(positions):
+                return values[first]
+            out = np.zeros((len(unique), *values.shape[1:]), values.dtype)
+            np.add.at(out, inverse, values)
+            return out / copies.reshape(-1, *[1] * (values.ndim - 1))
+
         for m, name in enumerate(self.methods):
             result = results[name]
             self.passes[name] += result.passes
-            np.add.at(self.totals[m], positions, result.region_time)
+            self.totals[m][unique] += per_frame(result.region_time)
             if self.pixels is not None and result.pixel_map is not None:
-                np.add.at(self.pixels[m], positions, result.pixel_map.astype(np.float32))
+                self.pixels[m][unique] += per_frame(result.pixel_map).astype(np.float32)
             for key, value in result.stats.items():
                 self.clip_stats.setdefault(f"{name}_{key}", []).append(value)
         self.shared_passes += int("gradients" in ctx.cache)
@@ -106,7 +132,7 @@ class ExplainState:
         self.prediction_sum[unique] += ctx.prediction
         self.region_area[unique] = ctx.region_map.area().values[first]
         if ctx.timestamps is not None:
-            self.timestamps[positions] = ctx.timestamps
+            self.timestamps[unique] = np.asarray(ctx.timestamps)[first]
         if self.labels is not None:
             self.labels[unique] = ctx.region_map.labels[first]
         self.clip_starts.append(int(ctx.region_map.frame_indices[0]))
@@ -167,7 +193,7 @@ class ExplainState:
         for name, array in arrays.items():
             getattr(self, name)[...] = array
         for name in COUNTERS:
-            setattr(self, name, meta[name])
+            setattr(self, name, meta.get(name, getattr(self, name)))
         self.clip_stats = stats
         log.info("resuming %s after %d clips", path, self.done)
         return True
