@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -272,6 +275,59 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# --- arguments checked at the boundary: a bad value is one line naming it, exit code 2 ----
+
+
+def _number(kind, least=None, above=None):
+    """An argparse type: a finite ``kind`` (int or float) at least ``least`` / above ``above``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}")
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if least is not None and value < least:
+            raise argparse.ArgumentTypeError(f"{text} is below the smallest allowed value, {least}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"{text} must be above {above}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+COUNT, INDEX, AMOUNT, SHARE = _number(int, least=1), _number(int, least=0), _number(float, above=0), \
+    _number(float, least=0)
+
+
+def _output(*suffixes: str, folder: bool = False):
+    """An argparse type for an output path: one of ``suffixes`` (none: any), not an
+    existing folder (unless ``folder``), inside a folder that can be made and written."""
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text}: use a file name ending in {' or '.join(suffixes)}")
+        if path.is_dir() and not folder:
+            raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name inside it")
+        blocking = next((a for a in path.parents if a.exists() and not a.is_dir()), None)
+        if blocking is not None:
+            raise argparse.ArgumentTypeError(f"{text}: {blocking} is a file, not a folder")
+        try:  # made and tried now, so a long run never ends on a folder it cannot write
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"{text}: cannot write in {path.parent}: {exc.strerror or exc}") from None
+        return path
+
+    parse.__name__ = "output path"
+    return parse
+
+
+FIGURE = _output(".png", ".pdf", ".svg", "")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes read like every other error: ``expresso-xai: error: ...``, exit 2."""
 
@@ -283,43 +339,45 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="expresso-xai", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
 
     regions = commands.add_parser("regions", help="draw the facial region map over a frame")
     regions.add_argument("video")
-    regions.add_argument("--out", default="regions.png", help="image file (png, pdf, svg)")
-    regions.add_argument("--frame", type=int, default=None, help="frame index (default: middle face frame)")
+    regions.add_argument("--out", default="regions.png", type=FIGURE, help="image file (png, pdf, svg)")
+    regions.add_argument("--frame", type=INDEX, default=None, help="frame index (default: middle face frame)")
     regions.add_argument("--scheme", default="partition", choices=["partition", "boxes"])
-    regions.add_argument("--size", type=int, default=112, help="model input side in pixels")
-    regions.add_argument("--max-frames", type=int, default=None)
+    regions.add_argument("--size", type=_number(int, least=16), default=112, help="model input side in pixels")
+    regions.add_argument("--max-frames", type=COUNT, default=None)
     regions.set_defaults(func=cmd_regions)
 
     explain = commands.add_parser("explain", help="explain a video and write the attribution cube")
     explain.add_argument("video")
-    explain.add_argument("--model", default="demo", help="'demo' or the path of a TorchScript model")
+    explain.add_argument("--model", default="demo",
+                         help="'demo', a zoo architecture (e.g. r3d_18) or the path of a saved model (.pt2 or TorchScript)")
     explain.add_argument("--methods", default="gradcam,integrated_gradients,occlusion",
                          help="comma-separated registered methods")
-    explain.add_argument("--out", default="cube.nc", help="cube file (.nc or .zarr)")
+    explain.add_argument("--out", default="cube.nc", type=_output(".nc", ".zarr", folder=True),
+                         help="cube file (.nc or .zarr)")
     explain.add_argument("--openface", default=None, help="OpenFace 2.0 CSV: its landmarks and action units")
     explain.add_argument("--regions", default="partition", choices=["partition", "boxes"])
-    explain.add_argument("--stride", type=int, default=8)
-    explain.add_argument("--max-frames", type=int, default=None, help="explain only the first N frames")
+    explain.add_argument("--stride", type=COUNT, default=8)
+    explain.add_argument("--max-frames", type=COUNT, default=None, help="explain only the first N frames")
     explain.add_argument("--keep-pixels", action="store_true", help="store per-pixel maps for overlays")
-    explain.add_argument("--figure", default=None, help="also write the first method's region x time heatmap")
+    explain.add_argument("--figure", default=None, type=FIGURE, help="also write the first method's region x time heatmap")
     explain.set_defaults(func=cmd_explain)
 
     train = commands.add_parser("train", help="fine-tune a model on a manifest (video,participant,score,split)")
     train.add_argument("manifest")
     train.add_argument("--model", default="r3d_18", help="a zoo architecture, or 'demo' to continue from it")
     train.add_argument("--weights", default=None, help="local weights to start from")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--lr", type=float, default=0.01)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--stride", type=int, default=8, help="frames between clip starts")
-    train.add_argument("--label-noise", type=float, default=0.0)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--checkpoint", default=None, help="resume from / save to this file after every epoch")
-    train.add_argument("--out", default="weights.pt")
+    train.add_argument("--epochs", type=COUNT, default=10)
+    train.add_argument("--lr", type=AMOUNT, default=0.01)
+    train.add_argument("--batch-size", type=COUNT, default=8)
+    train.add_argument("--stride", type=COUNT, default=8, help="frames between clip starts")
+    train.add_argument("--label-noise", type=SHARE, default=0.0)
+    train.add_argument("--seed", type=INDEX, default=0)
+    train.add_argument("--checkpoint", default=None, type=_output(), help="resume from / save to this file after every epoch")
+    train.add_argument("--out", default="weights.pt", type=_output(".pt", ".pth"))
     train.set_defaults(func=cmd_train)
 
     inspect = commands.add_parser("inspect", help="summarise an attribution cube")
@@ -330,38 +388,55 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("cube")
     explore.add_argument("--video", default=None, help="the video the cube was made from (for overlays)")
     explore.add_argument("--method", default=None, help="the explainer shown first")
-    explore.add_argument("--out", default="explorer.html")
+    explore.add_argument("--out", default="explorer.html", type=_output(".html", ".htm"))
     explore.set_defaults(func=cmd_explore)
 
     landmarks = commands.add_parser("landmarks", help="track 68 landmarks and save them (.npz)")
     landmarks.add_argument("video")
-    landmarks.add_argument("--out", default="landmarks.npz")
-    landmarks.add_argument("--detect-every", type=int, default=15)
+    landmarks.add_argument("--out", default="landmarks.npz", type=_output(".npz"))
+    landmarks.add_argument("--detect-every", type=COUNT, default=15)
     landmarks.set_defaults(func=cmd_landmarks)
 
     samples = commands.add_parser("samples", help="synthetic sample videos")
     sample_commands = samples.add_subparsers(dest="samples_command", required=True)
     make = sample_commands.add_parser("make", help="generate a synthetic cohort with a planted score")
-    make.add_argument("--out", required=True)
-    make.add_argument("--participants", type=int, default=24)
-    make.add_argument("--seconds", type=float, default=10.0)
-    make.add_argument("--size", type=int, default=192)
-    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--out", required=True, type=_output(folder=True))
+    make.add_argument("--participants", type=COUNT, default=24)
+    make.add_argument("--seconds", type=AMOUNT, default=10.0)
+    make.add_argument("--size", type=_number(int, least=32), default=192)
+    make.add_argument("--seed", type=INDEX, default=0)
     make.set_defaults(func=cmd_samples_make)
     ship = sample_commands.add_parser("ship", help="regenerate the shipped samples")
-    ship.add_argument("--out", default="data_samples")
+    ship.add_argument("--out", default="data_samples", type=_output(folder=True))
     ship.set_defaults(func=cmd_samples_ship)
 
     demo = commands.add_parser("demo", help="run the demo on a shipped sample")
-    demo.add_argument("--out", default="demo_output")
+    demo.add_argument("--out", default="demo_output", type=_output(folder=True))
     demo.add_argument("--sample", default="participant_high", choices=sorted(SHIPPED))
     demo.set_defaults(func=cmd_demo)
+    parser._command_names = list(commands.choices)
     return parser
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _parse(argv: list[str] | None):
+    """The arguments; a usage mistake names what was wrong (an unknown option before the
+    command is reported as such, not as a missing command)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:
+        parser.error(f"choose a command: {', '.join(parser._command_names)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(argv)
     except SystemExit as exc:  # --help, or a usage mistake already explained on stderr
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -369,7 +444,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ExpressoError as exc:
-        print(f"expresso-xai: error: {exc}", file=sys.stderr)
+        print(f"expresso-xai: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused: a read-only folder, a full disk, a locked file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"expresso-xai: error: {where}{exc.strerror or _one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("expresso-xai: interrupted", file=sys.stderr)

@@ -141,3 +141,29 @@ def test_a_model_in_training_mode_is_explained_in_eval_mode_with_a_warning(short
         again = ex.explain(model, video, faces=faces, methods=["saliency"], progress=False)
     np.testing.assert_array_equal(again.attribution.values, reference.attribution.values)
     assert not model.module.training
+
+
+def test_a_model_failing_mid_run_raises_our_error_with_the_cause_and_keeps_the_checkpoint(short_video, tmp_path):
+    import torch
+
+    from expresso_xai.errors import ExpressoError
+
+    class Flaky(torch.nn.Module):
+        """Fails on its 7th forward, as a model with a data-dependent bug would."""
+
+        def __init__(self):
+            super().__init__()
+            self.net, self.calls = tiny_model().module, 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 7:
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+            return self.net(x)
+
+    model = ex.models.wrap(Flaky(), input_size=SIZE, check=False)
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(ExpressoError, match=r"failed on frames \d+-\d+: RuntimeError: CUDA error") as caught:
+        ex.explain(model, short_video, methods=["saliency"], progress=False, checkpoint=checkpoint)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert checkpoint.exists(), "the clips finished before the failure are kept"

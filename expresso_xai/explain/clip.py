@@ -10,12 +10,13 @@ forward (the prediction, and the target it resolves) → each method → region 
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from typing import Iterable, Mapping
 
 import numpy as np
 
 from ..regions import FaceCrop  # TODO-A
-from ..errors import MethodError, ModelError
+from ..errors import ExpressoError, MethodError, ModelError
 from ..faces import FaceTrack
 from ..regions import RegionMap, get_scheme, region_map
 def label_encoding(exclusive): return "index" if exclusive else "bits"  # TODO-A
@@ -29,6 +30,19 @@ def check_target(target) -> None:
     is_index = isinstance(target, (int, np.integer)) and not isinstance(target, (bool, np.bool_))
     if not (target is None or target == "predicted" or (is_index and target >= 0)):
         raise ModelError(f"target must be None, an output index (0, 1, ...) or 'predicted', got {target!r}")
+
+
+@contextmanager
+def _failures_named(what: str, error=MethodError):
+    """Turn an exception from inside the model or a method (torch, Captum, the user's own
+    code) into one of ours that says where it happened, keeping the cause chained."""
+    try:
+        yield
+    except ExpressoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything the model or Captum raises
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise error(f"{what}: {type(exc).__name__}: {first_line}") from exc
 
 
 def resolve_target(target, out, model) -> int:
@@ -117,7 +131,7 @@ def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, re
     landmarks = crop.apply_landmarks(faces.landmarks)  # in model-input pixels
     model.prepare_clip(landmarks)
     x = model.preprocess(model_frames, device)
-    with torch.no_grad():
+    with torch.no_grad(), _failures_named(f"{model.name} failed on frames {indices[0]}-{indices[-1]}", ModelError):
         out = model(x)
     check_output(out, model, 0)
     clip_target = resolve_target(target, out, model)
@@ -152,7 +166,8 @@ def run_methods(ctx: ClipContext, methods: Iterable[str] | Mapping[str, Method])
         ctx.gradient_layer = gradient_layer(ctx.model, methods, ctx.device)
     results = {}
     for name, method in methods.items():
-        with warnings.catch_warnings():
+        frames = ctx.region_map.frame_indices
+        with warnings.catch_warnings(), _failures_named(f"{name} failed on frames {frames[0]}-{frames[-1]}"):
             # Captum announces every hook it sets and every input it marks for gradients.
             warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
             result = method.attribute(ctx)
