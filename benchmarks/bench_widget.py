@@ -36,10 +36,9 @@ import numpy as np
 import torch
 
 import expresso_xai as ex
-from expresso_xai.widgets.browser import CHROMIUM_FLAGS, example_explained, find_chromium, time_frame_changes
+from expresso_xai.testing import browser_cube, chromium, find_chromium, new_page, open_explorer, time_frame_changes
 
 CHROMIUM = find_chromium()
-FLAGS = list(CHROMIUM_FLAGS)
 GOAL_MS = 50.0
 
 
@@ -53,11 +52,11 @@ def scattered(n: int, total: int) -> list[int]:
 
 
 def make_cube(n_frames: int):
-    """The browser tests' cube (``expresso_xai.widgets.browser.example_explained``: a
+    """The browser tests' cube (``expresso_xai.testing.browser_cube``: a
     generated video, a small 3-D CNN at 112x112, gradcam, saliency and input x gradient,
     pixel maps kept, 12 regions), with non-overlapping clips (stride 16) to make it in
     half the time; the widget's costs depend on the shapes, not on the stride."""
-    return example_explained(n_frames, stride=16)
+    return browser_cube(n_frames, stride=16)
 
 
 def stats(values) -> dict:
@@ -73,37 +72,29 @@ def browser_frame_changes(html: Path, times: list, changes: int, repeats: int) -
     """Frame-change timings from ``repeats`` fresh pages, pooled; None without Chromium."""
     if CHROMIUM is None:
         return None
-    from playwright.sync_api import sync_playwright
-
     sync, painted, ready = [], [], []
     frames = None
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            for _ in range(repeats):
-                errors: list = []
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.on("pageerror", lambda error: errors.append(str(error)))
-                try:
-                    started = time.perf_counter()
-                    page.goto(html.as_uri())
-                    page.wait_for_selector(".xe[data-ready='1']", timeout=120_000)
-                    ready.append(time.perf_counter() - started)
-                    positions = scattered(changes, len(times))
-                    result = time_frame_changes(page, positions)
-                    shown = int(page.get_attribute(".xe-frame-label", "data-frame"))
-                    if result["frames"] != len(times) or shown != times[positions[-1]]:
-                        raise RuntimeError(f"the page shows frame {shown} of {result['frames']}, "
-                                           f"expected {times[positions[-1]]} of {len(times)}")
-                    if errors:
-                        raise RuntimeError(f"errors in the page: {errors}")
-                    sync += result["sync"]
-                    painted += result["painted"]
-                    frames = result["frames"]
-                finally:
-                    page.close()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        for _ in range(repeats):
+            errors: list = []
+            page = new_page(browser, errors)
+            try:
+                started = time.perf_counter()
+                open_explorer(page, html, timeout_ms=120_000)
+                ready.append(time.perf_counter() - started)
+                positions = scattered(changes, len(times))
+                result = time_frame_changes(page, positions)
+                shown = int(page.get_attribute(".xe-frame-label", "data-frame"))
+                if result["frames"] != len(times) or shown != times[positions[-1]]:
+                    raise RuntimeError(f"the page shows frame {shown} of {result['frames']}, "
+                                       f"expected {times[positions[-1]]} of {len(times)}")
+                if errors:
+                    raise RuntimeError(f"errors in the page: {errors}")
+                sync += result["sync"]
+                painted += result["painted"]
+                frames = result["frames"]
+            finally:
+                page.close()
     return {"sync": stats(sync), "painted": stats(painted), "frames": frames, "changes": len(sync),
             "ready_s": min(ready)}
 
@@ -117,7 +108,7 @@ def matplotlib_alternative(cube, video, explorer, n: int, repeats: int) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from expresso_xai.regions import REGION_COLOURS
+    from expresso_xai.regions import REGION_COLOURS, in_region
 
     method = explorer.method
     data = explorer._data
@@ -125,7 +116,7 @@ def matplotlib_alternative(cube, video, explorer, n: int, repeats: int) -> dict:
     cmap, vmin, vmax = ("RdBu_r", -scale, scale) if signed else ("inferno", 0.0, scale)
     regions = cube["region"].values.tolist()
     label_da = cube["region_label"]
-    bits = label_da.attrs.get("encoding", "index" if label_da.dtype == np.uint8 else "bits") == "bits"
+    encoding = label_da.attrs["encoding"]
     times = cube["time"].values.astype(np.int64)
     h, w = cube.sizes["y"], cube.sizes["x"]
     px = 256  # the same display size as the widget's player
@@ -144,7 +135,7 @@ def matplotlib_alternative(cube, video, explorer, n: int, repeats: int) -> dict:
         for r, name in enumerate(regions):
             if name == "background":
                 continue
-            inside = ((labels >> r) & 1) if bits else (labels == r)
+            inside = in_region(labels, r, encoding)
             if inside.any():
                 yield name, inside.astype(np.float32)
 

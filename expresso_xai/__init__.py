@@ -14,13 +14,15 @@ Example:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import errors, faces, models, regions, samples
+from . import crop, errors, faces, models, regions, samples
 from .faces import FaceTrack, read_openface, track_faces
-from .regions import FaceCrop, RegionMap, RegionScheme, region_map
-from .video import Clip, Video, iter_clips, load_video, stream_video
+from .crop import FaceCrop
+from .regions import RegionMap, RegionScheme, region_map
+from .clips import Clip, iter_clips
+from .video import Video, load_video, stream_video
 from .explain import explain
 from .cube import open_cube
-from . import figures
+from . import cube, figures
 
 try:
     __version__ = version("expresso-xai")

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from .errors import ExpressoError
+from .files import atomic_path
 from .samples import SHIPPED
 
 log = logging.getLogger("expresso_xai")
@@ -38,7 +39,9 @@ def _regions(video_path: str, out: Path, frame: int | None, scheme: str, size: i
     import numpy as np
 
     from . import regions
+    from .crop import FaceCrop
     from .faces import track_faces
+    from .figures import plot_region_map
     from .video import load_video
 
     from .errors import RegionError
@@ -49,13 +52,13 @@ def _regions(video_path: str, out: Path, frame: int | None, scheme: str, size: i
         raise RegionError(f"{video_path}: --frame {frame} is outside its {video.n_frames} frames (0..{video.n_frames - 1})")
     faces = track_faces(video, progress=progress)
     faces.require_face("drawing regions")
-    crop = regions.FaceCrop.from_track(faces, size=(size, size))
+    crop = FaceCrop.from_track(faces, size=(size, size))
     region_map = regions.region_map(faces, crop, scheme=scheme)
     if frame is None:  # a frame where a face was found, near the middle
         found = np.nonzero(faces.face_found)[0]
         frame = int(found[len(found) // 2])
     out.parent.mkdir(parents=True, exist_ok=True)
-    regions.plot_region_map(video, faces, region_map, crop, frame=frame, path=out,
+    plot_region_map(video, faces, region_map, crop, frame=frame, path=out,
                             title=f"{Path(video_path).name}: frame {frame}")
     area = region_map.area().sel(time=frame)
     return {
@@ -87,7 +90,8 @@ def _top_lines(cube, k: int = 3) -> list[str]:
     lines = []
     for explainer in cube.xai.explainers:
         rows = top[top.explainer == explainer]
-        lines.append(f"  {explainer:<22}" + ", ".join(f"{r.region} {r.value:+.3g}" for r in rows.itertuples()))
+        ranked = ", ".join(f"{r.region} {r.value:+.3g}" for r in rows.itertuples())
+        lines.append(f"  {explainer:<22}" + (ranked or "no finite attribution (all NaN)"))
     return lines
 
 
@@ -193,9 +197,10 @@ def cmd_train(args) -> int:
                                clip_stride=args.stride, label_noise=args.label_noise, seed=args.seed,
                                checkpoint=args.checkpoint)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.module.state_dict(), out)
-    out.with_suffix(".json").write_text(training.result_to_json(result))
+    with atomic_path(out) as partial:
+        torch.save(model.module.state_dict(), partial)
+    with atomic_path(out.with_suffix(".json")) as partial:
+        partial.write_text(training.result_to_json(result))
     print(f"trained {model.name} for {args.epochs} epochs in {result.seconds:.0f} s; best epoch {result.best_epoch + 1}")
     for split in ("val", "test"):
         metrics = getattr(result, split)
@@ -214,9 +219,9 @@ def cmd_landmarks(args) -> int:
 
     faces = track_faces(args.video, detect_every=args.detect_every)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, landmarks=faces.landmarks, face_found=faces.face_found,
-                        confidence=faces.confidence, boxes=faces.boxes, n_faces=faces.n_faces)
+    with atomic_path(out) as partial:
+        np.savez_compressed(partial, landmarks=faces.landmarks, face_found=faces.face_found,
+                            confidence=faces.confidence, boxes=faces.boxes, n_faces=faces.n_faces)
     print(f"landmarks of {int(faces.face_found.sum())}/{len(faces)} frames written to {out}")
     return 0
 
@@ -310,6 +315,13 @@ def _output(*suffixes: str, folder: bool = False):
             raise argparse.ArgumentTypeError(f"{text}: use a file name ending in {' or '.join(suffixes)}")
         if path.is_dir() and not folder:
             raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name inside it")
+        if path.suffix.lower() == ".zarr":
+            from .files import OutputError, check_replaceable, is_zarr_with
+
+            try:
+                check_replaceable(path, is_zarr_with("cube_version"))
+            except OutputError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
         blocking = next((a for a in path.parents if a.exists() and not a.is_dir()), None)
         if blocking is not None:
             raise argparse.ArgumentTypeError(f"{text}: {blocking} is a file, not a folder")

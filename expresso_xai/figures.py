@@ -1,27 +1,32 @@
-"""Print figures of attribution cubes (matplotlib), for papers and reports.
+"""Print figures (matplotlib), for papers and reports: attribution cubes and region maps.
 
-Figures read a cube through its ``.xai`` accessor and never change it. Signed values
-get a diverging colour map centred at 0 with symmetric limits, so red and blue mean the
-same magnitude; values that are all ≥ 0 get a sequential one.
+Figures read a cube through its views (:mod:`expresso_xai.cube.views`) and never change
+it. The value names, their labels and the test "is this signed?" come from there, so a
+figure and the Explorer colour the same method alike: signed values get a diverging
+colour map centred at 0 with symmetric limits (red and blue mean the same magnitude),
+values that are ≥ 0 up to float noise a sequential one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import xarray as xr
 
-from . import cube as _cube  # noqa: F401 - registers the .xai accessor
-from .errors import CubeError
+from .crop import FaceCrop
+from .cube.views import VALUE_LABELS, VALUES, check_explainer, frame_seconds, is_signed, regions, value_view
+from .errors import RegionError
+from .faces.facetrack import FaceTrack
+from .files import atomic_path
+from .regions import REGION_COLOURS, RegionMap, in_region, label_encoding, region_map
+from .video import Video
 
-VALUES = ("attribution", "density", "share")
+NO_FACE_HATCH = {"facecolor": "white", "hatch": "///", "edgecolor": "#555555"}
 
-_COLOURBAR_LABELS = {
-    "attribution": "attribution (signed sum over the region's pixels)",
-    "density": "attribution per pixel",
-    "share": "share of the explainer's total |attribution|",
-}
+
+# --- the region x time heatmap --------------------------------------------------------
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -33,6 +38,49 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def _time_ticks(n_frames: int, most: int = 8) -> np.ndarray:
     step = max(1, int(np.ceil(n_frames / most)))
     return np.arange(0, n_frames, step)
+
+
+def _colour_scale(values: np.ndarray, cmap: str | None = None) -> tuple[float, float, str]:
+    """``(vmin, vmax, cmap)``: symmetric limits and ``RdBu_r`` for signed values
+    (:func:`~expresso_xai.cube.views.is_signed`), else ``0..max`` and ``viridis``;
+    ``cmap`` overrides the map's name. NaN values are ignored."""
+    finite = values[np.isfinite(values)]
+    if is_signed(finite):
+        limit = float(np.abs(finite).max()) or 1.0
+        return -limit, limit, cmap or "RdBu_r"
+    vmax = float(finite.max()) if finite.size else 1.0
+    return 0.0, vmax or 1.0, cmap or "viridis"
+
+
+def _heatmap_grid(cube: xr.Dataset, explainer: str, value: str) -> xr.DataArray:
+    """``(region, time)`` values of one explainer, ``background`` the last row."""
+    rows = list(regions(cube))
+    if "background" in rows:
+        rows = [name for name in rows if name != "background"] + ["background"]
+    return value_view(cube, value).sel(explainer=explainer).transpose("region", "time").sel(region=rows)
+
+
+def _hatch_frames_without_face(ax, cube: xr.Dataset, frames: np.ndarray) -> None:
+    from matplotlib.patches import Patch
+
+    if "face_found" not in cube.variables:
+        return
+    runs = _runs(~cube["face_found"].sel(time=frames).values.astype(bool))
+    for start, stop in runs:
+        ax.axvspan(start - 0.5, stop - 0.5, alpha=0.35, linewidth=0, **NO_FACE_HATCH)
+    if runs:
+        ax.legend(handles=[Patch(label="no face", **NO_FACE_HATCH)], loc="lower right",
+                  bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, fontsize=8, frameon=False)
+
+
+def _save(figure, path: str | Path | None) -> None:
+    """Save to ``path``; without a suffix both ``.png`` and ``.pdf``."""
+    if path is None:
+        return
+    path = Path(path)
+    for target in [path.with_suffix(".png"), path.with_suffix(".pdf")] if not path.suffix else [path]:
+        with atomic_path(target) as partial:
+            figure.savefig(partial, dpi=150, bbox_inches="tight", format=target.suffix[1:])
 
 
 def region_time_heatmap(
@@ -49,8 +97,9 @@ def region_time_heatmap(
 
     Rows follow the cube's region order with ``background`` last; columns are frames,
     labelled with their time in seconds and frame index. Frames without a face are
-    hatched. ``value`` is ``"attribution"``, ``"density"`` (per pixel; cells without
-    pixels are grey) or ``"share"`` (of the explainer's total |attribution|).
+    hatched. ``value`` is one of :data:`~expresso_xai.cube.views.VALUES`:
+    ``"attribution"``, ``"density"`` (per pixel; cells without pixels are grey) or
+    ``"share"`` (of the explainer's total |attribution|).
 
     Args:
         cube: an attribution cube.
@@ -67,7 +116,7 @@ def region_time_heatmap(
         CubeError: unknown explainer or value.
 
     Example:
-        >>> from expresso_xai.cube import example_cube
+        >>> from expresso_xai.testing import example_cube
         >>> from expresso_xai.figures import region_time_heatmap
         >>> figure = region_time_heatmap(example_cube(), "gradcam", value="density")
         >>> [label.get_text() for label in figure.axes[0].get_yticklabels()][-1]
@@ -76,77 +125,131 @@ def region_time_heatmap(
     """
     import matplotlib
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
-    if value not in VALUES:
-        raise CubeError(f"value must be one of {list(VALUES)}, got {value!r}")
-    explainers = cube.xai.explainers
-    if explainer not in explainers:
-        raise CubeError(f"no explainer {explainer!r} in this cube; explainers: {list(explainers)}")
-    if value == "attribution":
-        data = cube["attribution"]
-    elif value == "density":
-        data = cube.xai.density()
-    else:
-        data = cube.xai.share(("time", "region"))
-    regions = list(cube.xai.regions)
-    if "background" in regions:
-        regions = [name for name in regions if name != "background"] + ["background"]
-    grid = data.sel(explainer=explainer).transpose("region", "time").sel(region=regions)
-    values = grid.values.astype(np.float64)
-    frames = grid["time"].values
-    seconds = grid["seconds"].values if "seconds" in grid.coords else np.full(len(frames), np.nan)
-
-    finite = values[np.isfinite(values)]
-    signed = finite.size > 0 and finite.min() < 0
-    if signed:
-        limit = float(np.abs(finite).max()) or 1.0
-        vmin, vmax = -limit, limit
-        cmap = cmap or "RdBu_r"
-    else:
-        vmax = float(finite.max()) if finite.size else 1.0
-        vmin, vmax = 0.0, vmax or 1.0
-        cmap = cmap or "viridis"
-    colours = matplotlib.colormaps[cmap].with_extremes(bad="#d9d9d9")
-
+    check_explainer(cube, explainer)
+    grid = _heatmap_grid(cube, explainer, value)
+    values, rows, frames = grid.values, grid["region"].values.tolist(), grid["time"].values
+    seconds = frame_seconds(cube)
+    vmin, vmax, cmap = _colour_scale(values, cmap)
     if ax is None:
         width = float(np.clip(3.0 + 0.12 * len(frames), 6.0, 14.0))
-        height = 1.4 + 0.32 * len(regions)
-        figure, ax = plt.subplots(figsize=(width, height))
+        figure, ax = plt.subplots(figsize=(width, 1.4 + 0.32 * len(rows)))
     else:
         figure = ax.figure
-    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", interpolation="nearest",
-                      cmap=colours, vmin=vmin, vmax=vmax, origin="upper")
-    ax.set_yticks(np.arange(len(regions)), labels=regions)
+    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", interpolation="nearest", origin="upper",
+                      cmap=matplotlib.colormaps[cmap].with_extremes(bad="#d9d9d9"), vmin=vmin, vmax=vmax)
+    ax.set_yticks(np.arange(len(rows)), labels=rows)
     ticks = _time_ticks(len(frames))
     ax.set_xticks(ticks, labels=[f"{seconds[i]:.2f}\n{int(frames[i])}" for i in ticks])
     ax.set_xlabel("time (s) / frame")
     ax.set_ylabel("region")
-
-    if "face_found" in cube.variables:
-        face_found = cube["face_found"].sel(time=frames).values.astype(bool)
-        runs = _runs(~face_found)
-        for start, stop in runs:
-            ax.axvspan(start - 0.5, stop - 0.5, facecolor="white", alpha=0.35,
-                       hatch="///", edgecolor="#555555", linewidth=0)
-        if runs:
-            ax.legend(handles=[Patch(facecolor="white", hatch="///", edgecolor="#555555", label="no face")],
-                      loc="lower right", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2,
-                      fontsize=8, frameon=False)
-
-    colourbar = figure.colorbar(image, ax=ax, pad=0.02)
-    colourbar.set_label(_COLOURBAR_LABELS[value])
+    _hatch_frames_without_face(ax, cube, frames)
+    figure.colorbar(image, ax=ax, pad=0.02).set_label(VALUE_LABELS[value])
     if title is None:
         model = cube.attrs.get("model_name") or ""
         title = f"{explainer}: {value} by region and time" + (f" ({model})" if model else "")
     ax.set_title(title, loc="left")
-
-    if path is not None:
-        path = Path(path)
-        targets = [path.with_suffix(".png"), path.with_suffix(".pdf")] if not path.suffix else [path]
-        for target in targets:
-            figure.savefig(target, dpi=150, bbox_inches="tight")
+    _save(figure, path)
     return figure
 
 
-__all__ = ["region_time_heatmap"]
+# --- region maps ----------------------------------------------------------------------
+
+
+def draw_region_map(
+    frame: np.ndarray, labels: np.ndarray, names: Sequence[str], alpha: float = 0.45,
+    outlines: bool = True, exclusive: bool = True,
+) -> np.ndarray:
+    """Blend region colours over one ``(H, W, 3)`` uint8 RGB frame; ``background`` stays
+    clear. ``labels`` are in the encoding of ``exclusive`` regions
+    (:func:`~expresso_xai.regions.label_encoding`).
+
+    Example:
+        >>> from expresso_xai.regions import PARTITION_REGIONS
+        >>> labels = np.zeros((8, 8), np.uint8)  # all right_eye
+        >>> draw_region_map(np.zeros((8, 8, 3), np.uint8), labels, PARTITION_REGIONS).shape
+        (8, 8, 3)
+    """
+    import cv2
+
+    encoding = label_encoding(exclusive)
+    image = frame.astype(np.float32).copy()
+    for i, name in enumerate(names):
+        inside = in_region(labels, i, encoding)
+        if name == "background" or not inside.any():
+            continue
+        colour = np.array(REGION_COLOURS.get(name, (255, 255, 255)), np.float32)
+        image[inside] = (1 - alpha) * image[inside] + alpha * colour
+        if outlines:
+            contours, _ = cv2.findContours(inside.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            outline = np.zeros(labels.shape, np.uint8)
+            cv2.drawContours(outline, contours, -1, 1, 1)
+            image[outline > 0] = colour
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _draw_landmarks_and_crop(axis, video: Video, faces: FaceTrack, crop: FaceCrop, frame: int) -> None:
+    axis.imshow(video.frames[frame])
+    if faces.face_found[frame]:
+        points = faces.landmarks[frame]
+        axis.scatter(points[:, 0], points[:, 1], s=4, c="#00ff66")
+        h, w = crop.size
+        corners = crop[frame : frame + 1].invert_points(
+            np.array([[[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5], [-0.5, -0.5]]])
+        )
+        axis.plot(*corners[0].T, c="white", lw=1)
+    axis.set_title(f"frame {frame}: landmarks and crop")
+
+
+def _draw_regions(axis, video: Video, regions_: RegionMap, crop: FaceCrop, frame: int) -> None:
+    from matplotlib.patches import Patch
+
+    model_input = crop[frame : frame + 1].apply(video.frames[frame : frame + 1])[0]
+    axis.imshow(draw_region_map(model_input, regions_.labels[frame], regions_.names, exclusive=regions_.exclusive))
+    axis.set_title(f"model input {crop.size[1]}x{crop.size[0]}: regions ({regions_.scheme})")
+    present = [n for n in regions_.names if n != "background" and regions_.mask(n)[frame].any()]
+    axis.legend(
+        handles=[Patch(color=np.array(REGION_COLOURS[n]) / 255, label=n) for n in present],
+        loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False,
+    )
+
+
+def plot_region_map(
+    video: Video, faces: FaceTrack, region_map_: RegionMap | None = None, crop: FaceCrop | None = None,
+    frame: int = 0, path=None, title: str | None = None,
+):
+    """Figure of one frame: the source with its landmarks, and the model input with its
+    regions and a legend. Saves to ``path`` (PNG, PDF, ...) when given.
+
+    Raises:
+        RegionError: ``frame`` is outside the video.
+
+    Example:
+        >>> import expresso_xai as ex
+        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=2)
+        >>> figure = ex.figures.plot_region_map(video, ex.track_faces(video, progress=False))
+        >>> len(figure.axes)
+        2
+    """
+    import matplotlib.pyplot as plt
+
+    if not 0 <= frame < len(video):
+        raise RegionError(f"frame {frame} is outside the video's {len(video)} frames (0..{len(video) - 1})")
+    crop = crop if crop is not None else FaceCrop.from_track(faces)
+    region_map_ = region_map_ if region_map_ is not None else region_map(faces, crop)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))
+    _draw_landmarks_and_crop(left, video, faces, crop, frame)
+    _draw_regions(right, video, region_map_, crop, frame)
+    for axis in (left, right):
+        axis.set_axis_off()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    if path is not None:
+        path = Path(path)
+        with atomic_path(path) as partial:
+            figure.savefig(partial, dpi=120, bbox_inches="tight", format=path.suffix[1:] or "png")
+    return figure
+
+
+__all__ = ["VALUES", "VALUE_LABELS", "draw_region_map", "plot_region_map", "region_time_heatmap"]

@@ -1,180 +1,112 @@
 """Facial regions at the pixels the model sees.
 
-Two things live here:
+:class:`RegionScheme` and :class:`RegionMap`: labelled pixels built from 68 landmarks
+mapped through the face crop (:class:`~expresso_xai.crop.FaceCrop`). ``partition``
+(default) gives every pixel exactly one label, so region sums conserve the total;
+``boxes`` reproduces the reference study's overlapping padded boxes.
 
-* :class:`FaceCrop`, the one geometric transform between source frames and model input:
-  a square crop around a temporally smoothed face box, with a margin, resized to the
-  model's input size (default 112×112). It maps frames *and* landmarks, so region masks
-  always line up with what the model saw.
-* :class:`RegionScheme` and :class:`RegionMap`: labelled pixels built from 68 landmarks.
-  ``partition`` (default) gives every pixel exactly one label, so region sums conserve
-  the total; ``boxes`` reproduces the reference study's overlapping padded boxes.
+This module is also the one home of the label encoding: an exclusive scheme stores each
+pixel's region as a uint8 index (``"index"``), an overlapping one as uint16 bit flags
+(``"bits"``, bit ``i`` set when the pixel is in region ``i``). :func:`label_encoding`,
+:func:`label_dtype`, :func:`in_region` and :func:`relabel` are what the region map, the
+cube (``region_label``), the figures and the Explorer's payload use to read them.
 
 Left/right are the **subject's** (points 36–41 are the subject's right eye).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from .errors import NoFaceError, RegionError
-from .faces.facetrack import STABLE_POINTS, FaceTrack
-from .video import Video
+from .crop import FaceCrop
+from .errors import RegionError
+from .faces.facetrack import FaceTrack
 
-# --- the crop transform -------------------------------------------------------------
+# --- the label encoding ---------------------------------------------------------------
 
-
-
-def _smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float | None) -> np.ndarray:
-    """Gaussian-smooth ``(T, K)`` values over time using valid frames only; fill gaps
-    from the nearest valid frame."""
-    t = np.arange(len(values))
-    valid_t = t[valid]
-    filled = np.empty_like(values)
-    # nearest valid frame for every frame (gaps take their neighbour's value)
-    nearest = valid_t[np.clip(np.searchsorted(valid_t, t), 0, len(valid_t) - 1)]
-    before = valid_t[np.clip(np.searchsorted(valid_t, t) - 1, 0, len(valid_t) - 1)]
-    use_before = np.abs(before - t) < np.abs(nearest - t)
-    nearest = np.where(use_before, before, nearest)
-    filled[:] = values[nearest]
-    if sigma is None or sigma <= 0:
-        return filled
-    if np.isinf(sigma):
-        return np.broadcast_to(values[valid].mean(axis=0), values.shape).copy()
-    radius = int(np.ceil(3 * sigma))
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    weights = valid.astype(np.float64)
-    padded_v = np.pad(values * weights[:, None], ((radius, radius), (0, 0)))
-    padded_w = np.pad(weights, (radius, radius))
-    num = np.stack([np.convolve(padded_v[:, k], kernel, mode="valid") for k in range(values.shape[1])], axis=1)
-    den = np.convolve(padded_w, kernel, mode="valid")[:, None]
-    return np.where(den > 1e-6, num / np.maximum(den, 1e-12), filled)
+ENCODINGS = ("index", "bits")
+_LABEL_DTYPES = {"index": np.dtype(np.uint8), "bits": np.dtype(np.uint16)}
+NO_REGION = 255  # the index of a pixel whose region was dropped (see relabel)
 
 
-@dataclass(eq=False)
-class FaceCrop:
-    """Per-frame similarity transform from source pixels to model-input pixels.
+def _check_encoding(encoding: str) -> str:
+    if encoding not in _LABEL_DTYPES:
+        raise RegionError(f"unknown region label encoding {encoding!r}; choose one of {list(ENCODINGS)}")
+    return encoding
 
-    Attributes:
-        matrices: ``(T, 2, 3)`` affine matrices ``[x', y'] = M @ [x, y, 1]`` (pixel
-            centres at integer coordinates in both spaces).
-        size: ``(height, width)`` of the model input.
-        source_size: ``(height, width)`` of the source frames.
 
-    Build one with :meth:`from_track`. ``crop.apply(video)`` gives the model-input frames
-    and ``crop.apply_landmarks(faces.landmarks)`` the landmarks in the same pixels.
+def label_encoding(exclusive: bool) -> str:
+    """How a scheme's labels are stored: ``"index"`` (one region per pixel) when it is
+    exclusive, else ``"bits"`` (bit flags, regions may overlap).
 
     Example:
-        >>> import expresso_xai as ex
-        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=16)
-        >>> faces = ex.track_faces(video, progress=False)
-        >>> crop = ex.FaceCrop.from_track(faces, size=(112, 112))
-        >>> crop.apply(video).shape
-        (16, 112, 112, 3)
+        >>> label_encoding(True), label_encoding(False)
+        ('index', 'bits')
     """
+    return "index" if exclusive else "bits"
 
-    matrices: np.ndarray
-    size: tuple[int, int]
-    source_size: tuple[int, int]
-    params: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_track(
-        cls,
-        faces: FaceTrack,
-        size: tuple[int, int] | int = (112, 112),
-        margin: float = 0.2,
-        smoothing: float | None = 2.0,
-    ) -> "FaceCrop":
-        """Crop around the landmarks' bounding box, made square, grown by ``margin``
-        on every side (as a fraction of its side), and smoothed over time with a
-        Gaussian of ``smoothing`` frames (``None``: no smoothing; ``float('inf')``: one
-        fixed crop for the whole video). Frames without a face reuse the nearest
-        frame's crop.
+def label_dtype(encoding: str) -> np.dtype:
+    """The dtype of labels in ``encoding``: uint8 indices or uint16 bit flags.
 
-        Raises:
-            NoFaceError: no frame of the track has a face.
-        """
-        faces.require_face("a face crop")
-        size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-        valid = faces.face_found
-        landmarks = np.where(valid[:, None, None], faces.landmarks, 0.0).astype(np.float64)
-        low, high = landmarks.min(axis=1), landmarks.max(axis=1)
-        centre = landmarks[:, STABLE_POINTS].mean(axis=1)
-        centre[:, 1] = 0.5 * (centre[:, 1] + 0.5 * (low[:, 1] + high[:, 1]))
-        half_extent = np.maximum(np.abs(high - centre), np.abs(centre - low)).max(axis=1)
-        series = np.column_stack([centre, half_extent])
-        series = _smooth_series(series, valid, smoothing)
-        aspect = size[1] / size[0]
-        half_h = series[:, 2] * (1.0 + 2.0 * margin) * max(1.0, 1.0 / aspect)
-        half_w = half_h * aspect
-        matrices = np.zeros((len(faces), 2, 3))
-        sx = size[1] / (2.0 * half_w)
-        sy = size[0] / (2.0 * half_h)
-        matrices[:, 0, 0] = sx
-        matrices[:, 1, 1] = sy
-        matrices[:, 0, 2] = -sx * (series[:, 0] - half_w) - 0.5
-        matrices[:, 1, 2] = -sy * (series[:, 1] - half_h) - 0.5
-        return cls(matrices, size, faces.frame_size, {"margin": margin, "smoothing": smoothing})
+    Example:
+        >>> label_dtype("index"), label_dtype("bits")
+        (dtype('uint8'), dtype('uint16'))
+    """
+    return _LABEL_DTYPES[_check_encoding(encoding)]
 
-    @classmethod
-    def identity(cls, n_frames: int, frame_size: tuple[int, int]) -> "FaceCrop":
-        """No crop: model input is the source frame itself."""
-        matrices = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (n_frames, 1, 1))
-        size = (int(frame_size[0]), int(frame_size[1]))
-        return cls(matrices, size, size, {"identity": True})
 
-    def __len__(self) -> int:
-        return len(self.matrices)
+def _label_of(index: int, encoding: str) -> int:
+    """The label value of a pixel in region ``index`` alone."""
+    return index if _check_encoding(encoding) == "index" else 1 << index
 
-    def __getitem__(self, index) -> "FaceCrop":
-        """Crops of some frames (a slice or an index array, e.g. a clip's indices)."""
-        return FaceCrop(self.matrices[index], self.size, self.source_size, dict(self.params))
 
-    def apply(self, video: Video | np.ndarray, interpolation: str = "area") -> np.ndarray:
-        """Crop and resize frames ``(T, H, W, 3)`` to ``(T, h, w, 3)`` uint8.
+def in_region(labels: np.ndarray, index: int, encoding: str) -> np.ndarray:
+    """Bool array, ``labels``' shape: which pixels are in region number ``index``.
 
-        Pixels outside the source frame are black.
-        """
-        import cv2
+    Example:
+        >>> in_region(np.array([0, 1, 2], np.uint8), 1, "index").tolist()
+        [False, True, False]
+        >>> in_region(np.array([0b01, 0b11, 0b10], np.uint16), 1, "bits").tolist()
+        [False, True, True]
+    """
+    labels = np.asarray(labels)
+    if _check_encoding(encoding) == "index":
+        return labels == index
+    return (labels & np.uint16(1 << index)) != 0
 
-        frames = video.frames if isinstance(video, Video) else np.asarray(video)
-        if len(frames) != len(self):
-            raise ValueError(f"crop has {len(self)} frames, video has {len(frames)}; "
-                             "slice the crop with the clip's indices (crop[indices])")
-        flags = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}[interpolation]
-        out = np.empty((len(frames), self.size[0], self.size[1], frames.shape[-1]), np.uint8)
-        for t, (frame, matrix) in enumerate(zip(frames, self.matrices)):
-            scale = abs(matrix[0, 0])
-            if flags == cv2.INTER_AREA and scale < 1:
-                # INTER_AREA only applies to pure resizes: pre-blur then sample bilinearly.
-                sigma = 0.5 * (1.0 / scale - 1.0) if scale < 0.9 else 0
-                if sigma > 0.3:
-                    frame = cv2.GaussianBlur(frame, (0, 0), sigma)
-            out[t] = cv2.warpAffine(
-                frame, matrix, (self.size[1], self.size[0]),
-                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-            )
-        return out
 
-    def apply_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
-        """Map ``(T, K, 2)`` source-pixel points into model-input pixels."""
-        points = np.asarray(landmarks, dtype=np.float64)
-        linear = self.matrices[:, :, :2]
-        shift = self.matrices[:, :, 2]
-        return (np.einsum("tij,tkj->tki", linear, points) + shift[:, None, :]).astype(np.float32)
+def relabel(labels: np.ndarray, stored_names: Sequence[str], current_names: Sequence[str],
+            encoding: str) -> np.ndarray:
+    """``labels`` that refer to ``stored_names``, renumbered to refer to
+    ``current_names`` (e.g. after ``cube.sel(region=[...])`` subset or reordered the
+    regions). Pixels of a region no longer among the names get :data:`NO_REGION` (255)
+    as an index, or lose its bit.
 
-    def invert_points(self, points: np.ndarray) -> np.ndarray:
-        """Map ``(T, K, 2)`` model-input points back to source pixels."""
-        points = np.asarray(points, dtype=np.float64)
-        linear = self.matrices[:, :, :2]
-        shift = self.matrices[:, :, 2]
-        inverse = np.linalg.inv(linear)
-        return np.einsum("tij,tkj->tki", inverse, points - shift[:, None, :]).astype(np.float32)
+    Example:
+        >>> stored, current = ["eye", "mouth", "background"], ["background", "mouth"]
+        >>> relabel(np.array([0, 1, 2], np.uint8), stored, current, "index").tolist()
+        [255, 1, 0]
+        >>> relabel(np.array([0b011, 0b110], np.uint16), stored, current, "bits").tolist()
+        [2, 3]
+    """
+    stored, current = list(stored_names), list(current_names)
+    labels = np.asarray(labels)
+    _check_encoding(encoding)
+    if stored == current:
+        return labels
+    if encoding == "index":
+        lookup = np.full(256, NO_REGION, np.uint8)
+        lookup[: len(stored)] = [current.index(n) if n in current else NO_REGION for n in stored]
+        return lookup[labels]
+    remapped = np.zeros(labels.shape, dtype=np.uint16)
+    for old, name in enumerate(stored):
+        if name in current:
+            remapped |= (((labels >> old) & 1) << current.index(name)).astype(np.uint16)
+    return remapped
 
 
 # --- region schemes -----------------------------------------------------------------
@@ -230,16 +162,19 @@ class RegionScheme:
     names: tuple[str, ...] = ()
     exclusive: bool = True
 
+    @property
+    def encoding(self) -> str:
+        """How the labels are stored (:func:`label_encoding`)."""
+        return label_encoding(self.exclusive)
+
     def rasterize(self, landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """Labels ``(H, W)`` for one frame's ``(68, 2)`` landmarks in output pixels."""
         raise NotImplementedError
 
     def empty(self, shape: tuple[int, int]) -> np.ndarray:
         """Labels of a frame without a face: everything ``background``."""
-        background = self.names.index("background")
-        if self.exclusive:
-            return np.full(shape, background, dtype=np.uint8)
-        return np.full(shape, 1 << background, dtype=np.uint16)
+        background = _label_of(self.names.index("background"), self.encoding)
+        return np.full(shape, background, dtype=label_dtype(self.encoding))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, regions={len(self.names)})"
@@ -263,7 +198,7 @@ class PartitionScheme(RegionScheme):
     def rasterize(self, landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         L = np.asarray(landmarks, dtype=np.float64)
         idx = {n: i for i, n in enumerate(self.names)}
-        labels = np.full(shape, idx["background"], dtype=np.uint8)
+        labels = np.full(shape, idx["background"], dtype=label_dtype(self.encoding))
         iod = max(np.linalg.norm(L[45] - L[36]), 1e-3)
         across = (L[45] - L[36]) / iod
         up = L[27] - L[8]
@@ -331,11 +266,11 @@ class BoxScheme(RegionScheme):
 
     def rasterize(self, landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
-        labels = np.zeros(shape, dtype=np.uint16)
+        labels = np.zeros(shape, dtype=label_dtype(self.encoding))
         for name, (x0, y0, x1, y1) in self.boxes(landmarks).items():
             inside = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
-            labels[inside] |= np.uint16(1 << self.names.index(name))
-        labels[labels == 0] = 1 << self.names.index("background")
+            labels[inside] |= labels.dtype.type(_label_of(self.names.index(name), self.encoding))
+        labels[labels == 0] = _label_of(self.names.index("background"), self.encoding)
         return labels
 
 
@@ -343,7 +278,13 @@ SCHEMES: dict[str, type[RegionScheme]] = {"partition": PartitionScheme, "boxes":
 
 
 def get_scheme(scheme: str | RegionScheme) -> RegionScheme:
-    """A :class:`RegionScheme` from its name (``"partition"``, ``"boxes"``) or itself."""
+    """A :class:`RegionScheme` from its name (``"partition"``, ``"boxes"``) or itself.
+
+    Example:
+        >>> scheme = get_scheme("boxes")
+        >>> scheme.name, scheme.encoding, scheme.empty((2, 2)).tolist()
+        ('boxes', 'bits', [[128, 128], [128, 128]])
+    """
     if isinstance(scheme, RegionScheme):
         return scheme
     if scheme not in SCHEMES:
@@ -391,7 +332,13 @@ class RegionMap:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the labelled frames."""
         return int(self.labels.shape[1]), int(self.labels.shape[2])
+
+    @property
+    def encoding(self) -> str:
+        """How :attr:`labels` are stored (:func:`label_encoding`)."""
+        return label_encoding(self.exclusive)
 
     def _index(self, name: str) -> int:
         try:
@@ -401,10 +348,7 @@ class RegionMap:
 
     def mask(self, name: str) -> np.ndarray:
         """``(T, H, W)`` bool mask of one region."""
-        i = self._index(name)
-        if self.exclusive:
-            return self.labels == i
-        return (self.labels & np.uint16(1 << i)) != 0
+        return in_region(self.labels, self._index(name), self.encoding)
 
     def masks(self) -> np.ndarray:
         """``(T, R, H, W)`` bool masks of all regions, in ``names`` order."""
@@ -414,7 +358,7 @@ class RegionMap:
         """Pixels of each region in each frame as an ``xarray.DataArray (time, region)``."""
         import xarray as xr
 
-        if self.exclusive:
+        if self.encoding == "index":  # one label a pixel: count them all at once
             n = len(self.names)
             flat = self.labels.reshape(len(self), -1).astype(np.int64) + n * np.arange(len(self))[:, None]
             counts = np.bincount(flat.ravel(), minlength=n * len(self)).reshape(len(self), n)
@@ -433,7 +377,7 @@ class RegionMap:
         values = np.asarray(values, dtype=np.float64)
         if values.shape != self.labels.shape:
             raise RegionError(f"values of shape {values.shape} do not match the region map {self.labels.shape}")
-        if self.exclusive:
+        if self.encoding == "index":  # one label a pixel: count them all at once
             n = len(self.names)
             flat = self.labels.reshape(len(self), -1).astype(np.int64) + n * np.arange(len(self))[:, None]
             return np.bincount(flat.ravel(), weights=values.ravel(), minlength=n * len(self)).reshape(len(self), n)
@@ -490,7 +434,7 @@ def region_map(
                      np.arange(len(faces)), scheme.name)
 
 
-# --- drawing ------------------------------------------------------------------------
+# --- colours -------------------------------------------------------------------------
 
 REGION_COLOURS: dict[str, tuple[int, int, int]] = {
     "right_eye": (230, 25, 75), "left_eye": (245, 130, 48), "right_brow": (145, 30, 180),
@@ -500,85 +444,18 @@ REGION_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 
 
-def draw_region_map(
-    frame: np.ndarray, labels: np.ndarray, names: Sequence[str], alpha: float = 0.45,
-    outlines: bool = True, exclusive: bool = True,
-) -> np.ndarray:
-    """Blend region colours over one ``(H, W, 3)`` uint8 RGB frame; ``background`` stays clear.
+def __getattr__(name: str):
+    # The drawing moved to figures.py (figures import this module, so not at import
+    # time); ``ex.regions.plot_region_map`` keeps working for the CLI and notebooks.
+    if name in ("draw_region_map", "plot_region_map"):
+        from . import figures
 
-    Example:
-        >>> import numpy as np
-        >>> from expresso_xai.regions import draw_region_map, PARTITION_REGIONS
-        >>> labels = np.zeros((8, 8), np.uint8)  # all right_eye
-        >>> draw_region_map(np.zeros((8, 8, 3), np.uint8), labels, PARTITION_REGIONS).shape
-        (8, 8, 3)
-    """
-    import cv2
-
-    image = frame.astype(np.float32).copy()
-    for i, name in enumerate(names):
-        if name == "background":
-            continue
-        inside = labels == i if exclusive else (labels & (1 << i)) != 0
-        if not inside.any():
-            continue
-        colour = np.array(REGION_COLOURS.get(name, (255, 255, 255)), np.float32)
-        image[inside] = (1 - alpha) * image[inside] + alpha * colour
-        if outlines:
-            contours, _ = cv2.findContours(inside.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            outline = np.zeros(labels.shape, np.uint8)
-            cv2.drawContours(outline, contours, -1, 1, 1)
-            image[outline > 0] = colour
-    return np.clip(image, 0, 255).astype(np.uint8)
+        return getattr(figures, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def plot_region_map(
-    video: Video, faces: FaceTrack, region_map_: RegionMap | None = None, crop: FaceCrop | None = None,
-    frame: int = 0, path=None, title: str | None = None,
-):
-    """Figure of one frame: the source with its landmarks, and the model input with its
-    regions and a legend. Saves to ``path`` (PNG, PDF, ...) when given.
-
-    Example:
-        >>> import expresso_xai as ex
-        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=2)
-        >>> figure = ex.regions.plot_region_map(video, ex.track_faces(video, progress=False))
-        >>> len(figure.axes)
-        2
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    crop = crop if crop is not None else FaceCrop.from_track(faces)
-    region_map_ = region_map_ if region_map_ is not None else region_map(faces, crop)
-    if not 0 <= frame < len(video):
-        raise IndexError(f"frame {frame} outside the video's {len(video)} frames")
-    model_input = crop[frame : frame + 1].apply(video.frames[frame : frame + 1])[0]
-    overlay = draw_region_map(model_input, region_map_.labels[frame], region_map_.names,
-                              exclusive=region_map_.exclusive)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))
-    left.imshow(video.frames[frame])
-    if faces.face_found[frame]:
-        points = faces.landmarks[frame]
-        left.scatter(points[:, 0], points[:, 1], s=4, c="#00ff66")
-        h, w = crop.size
-        corners = crop[frame : frame + 1].invert_points(
-            np.array([[[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5], [-0.5, -0.5]]])
-        )
-        left.plot(*corners[0].T, c="white", lw=1)
-    left.set_title(f"frame {frame}: landmarks and crop")
-    right.imshow(overlay)
-    right.set_title(f"model input {crop.size[1]}x{crop.size[0]}: regions ({region_map_.scheme})")
-    present = [n for n in region_map_.names if n != "background" and region_map_.mask(n)[frame].any()]
-    right.legend(
-        handles=[Patch(color=np.array(REGION_COLOURS[n]) / 255, label=n) for n in present],
-        loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False,
-    )
-    for axis in (left, right):
-        axis.set_axis_off()
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    if path is not None:
-        figure.savefig(path, dpi=120, bbox_inches="tight")
-    return figure
+__all__ = [
+    "BOX_REGIONS", "ENCODINGS", "NO_REGION", "PARTITION_REGIONS", "REGION_COLOURS", "SCHEMES", "BoxScheme",
+    "FaceCrop", "PartitionScheme", "RegionMap", "RegionScheme", "get_scheme", "in_region", "label_dtype",
+    "label_encoding", "region_map", "relabel",
+]

@@ -27,14 +27,13 @@ import numpy as np
 import pytest
 
 import expresso_xai as ex
-from expresso_xai.widgets.browser import CHROMIUM_FLAGS, example_explained, find_chromium, time_frame_changes
+from expresso_xai.testing import browser_cube, chromium, find_chromium, new_page, open_explorer, time_frame_changes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = find_chromium()
-FLAGS = list(CHROMIUM_FLAGS)
 N_REGIONS = 12
 
 
@@ -43,21 +42,9 @@ def browser():
     if CHROMIUM is None:
         pytest.skip("BROWSER TESTS SKIPPED: Debian's chromium is not installed. `make test` installs it with "
                     "apt-get where apt is available; otherwise run `apt-get install -y chromium`.")
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def _page(browser, errors: list):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page
+    with chromium() as browser:
+        yield browser
 
 
 # --- what a person checks, as page functions -------------------------------------------
@@ -179,7 +166,7 @@ def measure_frame_changes(page, name: str) -> dict:
 @pytest.fixture(scope="module")
 def cube_300():
     """A 300-frame cube at 112x112 with pixel maps, and its video (made by the generator)."""
-    cube, video = example_explained(300)
+    cube, video = browser_cube(300)
     assert cube.sizes["time"] == 300
     return cube, video
 
@@ -188,10 +175,9 @@ def test_standalone_html_from_a_file_url(browser, cube_300, tmp_path):
     cube, video = cube_300
     path = ex.widgets.Explorer(cube, video).save_html(tmp_path / "explorer.html")
     errors: list = []
-    page = _page(browser, errors)
+    page = new_page(browser, errors)
     try:
-        page.goto(path.as_uri())
-        page.wait_for_selector(".xe[data-ready='1']", timeout=60_000)
+        open_explorer(page, path)
         assert not errors, errors
         check_explorer(page, "standalone", frame=200, region="mouth", other_method="input_x_gradient")
         timings = measure_frame_changes(page, "standalone")
@@ -205,14 +191,13 @@ def test_standalone_html_from_a_file_url(browser, cube_300, tmp_path):
 
 
 def test_standalone_without_pixels_says_how_and_marks_no_face_frames(browser, tmp_path):
-    from expresso_xai.cube import example_cube
+    from expresso_xai.testing import example_cube
 
     path = ex.widgets.Explorer(example_cube()).save_html(tmp_path / "bare.html")  # frame 3 has no face
     errors: list = []
-    page = _page(browser, errors)
+    page = new_page(browser, errors)
     try:
-        page.goto(path.as_uri())
-        page.wait_for_selector(".xe[data-ready='1']", timeout=60_000)
+        open_explorer(page, path)
         assert "keep_pixels=True" in page.text_content(".xe-messages")
         assert heatmap_rows(page)[0] == N_REGIONS
         assert not page.is_visible(".xe-badge")
@@ -310,7 +295,7 @@ def run_in_kernel(page, code: str) -> str:
 
 def test_quickstart_notebook_in_jupyterlab(browser, jupyterlab):
     errors: list = []
-    page = _page(browser, errors)
+    page = new_page(browser, errors)
     try:
         page.goto(f"{jupyterlab['url']}/lab/tree/01_quickstart.ipynb?token={jupyterlab['token']}")
         page.wait_for_selector(".jp-Notebook", timeout=90_000)

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from expresso_xai.cube import CUBE_VERSION, example_cube, make_cube, open_cube
+from expresso_xai.cube import CUBE_VERSION, check_cube, make_cube, open_cube
+from expresso_xai.cube.views import VALUE_LABELS, VALUES, is_signed, value_view
 from expresso_xai.errors import CubeError, ExpressoError
 from expresso_xai.regions import PARTITION_REGIONS
+from expresso_xai.testing import example_cube
 
 EXPLAINERS = ["gradcam", "integrated_gradients", "occlusion"]
 N_FRAMES = 24
@@ -251,6 +253,52 @@ def test_open_cube_refuses_a_file_with_a_method_dimension(tmp_path, cube):
         open_cube(path)
 
 
+def _renamed_region(cube):
+    names = cube["region"].values.tolist()
+    names[1] = names[0]
+    return cube.assign_coords(region=names)
+
+
+# Each breaks one thing of a valid cube; the error must name the variable at fault.
+BROKEN_CUBES = {
+    "missing attribution": (lambda c: c.drop_vars("attribution"), "'attribution'"),
+    "attribution on the wrong dims": (lambda c: c.assign(attribution=c.attribution.transpose("time", "explainer",
+                                                                                              "region")),
+                                      r"'attribution' has dims \('time', 'explainer', 'region'\)"),
+    "attribution as text": (lambda c: c.assign(attribution=c.attribution.astype(str)),
+                            "'attribution' must hold floating-point numbers"),
+    "no explainer": (lambda c: c.isel(explainer=[]), "'explainer' is empty"),
+    "a region twice": (_renamed_region, r"'region' names are not unique: \['right_eye'\]"),
+    "a frame twice": (lambda c: c.assign_coords(time=np.zeros(c.sizes["time"], int)), "'time' must be strictly"),
+    "frames backwards": (lambda c: c.assign_coords(time=c.time.values[::-1]), "'time' must be strictly"),
+    "face_found on regions": (lambda c: c.assign(face_found=("region", np.ones(c.sizes["region"], bool))),
+                              r"'face_found' has dims \('region',\), expected \('time',\)"),
+    "region_area on frames only": (lambda c: c.assign(region_area=c.region_area.sum("region")),
+                                   "'region_area' has dims"),
+    "missing seconds": (lambda c: c.drop_vars("seconds"), r"missing \['seconds'\]"),
+}
+
+
+def test_check_cube_passes_every_cube_make_cube_builds(cube, arrays):
+    check_cube(cube)
+    check_cube(make_cube(**arrays))
+    check_cube(example_cube(explainers=["gradcam"], n_frames=1))
+
+
+@pytest.mark.parametrize("broken", BROKEN_CUBES)
+def test_check_cube_names_the_variable_that_breaks_the_schema(cube, broken):
+    breaking, message = BROKEN_CUBES[broken]
+    with pytest.raises(CubeError, match=f"my.nc .*{message}"):
+        check_cube(breaking(cube), "my.nc")
+
+
+def test_open_cube_checks_the_cube_it_reads(tmp_path, cube):
+    path = tmp_path / "no_seconds.nc"
+    cube.drop_vars("seconds").to_netcdf(path, engine="netcdf4")
+    with pytest.raises(CubeError, match=r"no_seconds.nc is not a complete attribution cube: missing \['seconds'\]"):
+        open_cube(path)
+
+
 # --- derived views --------------------------------------------------------------------
 
 
@@ -379,6 +427,30 @@ def test_views_work_on_a_selection_of_the_cube(cube):
     np.testing.assert_allclose(abs(one.xai.share()).sum().item(), 1.0)
     window = cube.isel(time=slice(0, 8))
     assert window.xai.top(k=1, dim="time")["time"].between(FIRST_FRAME, FIRST_FRAME + 7).all()
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_each_value_is_a_float64_view_of_the_cube(cube, value):
+    view = value_view(cube, value)
+    assert view.dims == ("explainer", "time", "region") and view.dtype == np.float64
+    expected = {"attribution": cube.attribution.astype(np.float64), "density": cube.xai.density(),
+                "share": cube.xai.share(("time", "region"))}[value]
+    xr.testing.assert_identical(view, expected)
+    assert set(VALUE_LABELS) == set(VALUES)
+
+
+def test_an_unknown_value_names_the_values_there_are(cube):
+    with pytest.raises(CubeError, match=r"value must be one of \['attribution', 'density', 'share'\], got 'mean'"):
+        value_view(cube, "mean")
+
+
+def test_values_are_signed_only_beyond_float_noise():
+    assert is_signed(np.array([-0.5, 1.0]))
+    assert not is_signed(np.array([-1e-9, 0.0, 1.0]))  # rounding noise of a map of magnitudes
+    assert is_signed(np.array([-1e-5, 1.0]))
+    assert not is_signed(np.array([np.nan, np.inf, 2.0]))
+    assert not is_signed(np.array([]))
+    assert is_signed(np.array([-1e-20, 0.0]))  # the tolerance is relative: a map of tiny negatives is signed
 
 
 def test_the_accessor_refuses_a_dataset_that_is_not_a_cube():

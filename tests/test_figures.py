@@ -6,9 +6,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+import expresso_xai as ex
 from expresso_xai.cube import make_cube
-from expresso_xai.errors import CubeError
-from expresso_xai.figures import region_time_heatmap
+from expresso_xai.cube.views import VALUE_LABELS, is_signed
+from expresso_xai.errors import CubeError, RegionError
+from expresso_xai.figures import draw_region_map, plot_region_map, region_time_heatmap
 from expresso_xai.regions import PARTITION_REGIONS
 
 N_FRAMES = 20
@@ -63,7 +65,7 @@ def test_heatmap_rows_are_the_regions_with_background_last(cube):
     np.testing.assert_allclose(image[labels.index("mouth")], expected)
     ticks = [label.get_text() for label in axis.get_xticklabels()]
     assert ticks[0] == "2.00\n50"  # seconds over frame index
-    assert figure.axes[1].get_ylabel().startswith("attribution")  # the colour bar
+    assert figure.axes[1].get_ylabel() == VALUE_LABELS["attribution"]  # the colour bar
 
 
 def test_signed_values_get_symmetric_limits_and_a_diverging_map(cube):
@@ -79,6 +81,20 @@ def test_non_negative_values_get_a_sequential_map_from_zero(cube):
     low, high = _image(figure).get_clim()
     assert low == 0 and high > 0
     assert _image(figure).get_cmap().name.startswith("magma")
+
+
+def test_a_figure_and_the_explorer_agree_that_float_noise_is_not_a_sign(cube):
+    # a map of magnitudes with rounding noise below zero, as a sum of pixels can give
+    noisy = cube.copy(deep=True)
+    noisy["attribution"].loc[{"explainer": "saliency", "region": "mouth"}] = -1e-9
+    values = noisy.attribution.sel(explainer="saliency").values
+    assert values.min() < 0 and not is_signed(values)
+    low, high = _image(region_time_heatmap(noisy, "saliency")).get_clim()
+    assert low == 0 and high > 0  # sequential, as the Explorer colours it
+    noisy["attribution"].loc[{"explainer": "saliency", "region": "mouth"}] = -0.5
+    assert is_signed(noisy.attribution.sel(explainer="saliency").values)
+    low, high = _image(region_time_heatmap(noisy, "saliency")).get_clim()
+    assert low == -high
 
 
 @pytest.mark.parametrize("value", ["density", "share"])
@@ -113,3 +129,31 @@ def test_unknown_explainer_or_value_is_refused(cube):
         region_time_heatmap(cube, "shapley")
     with pytest.raises(CubeError, match="value must be one of"):
         region_time_heatmap(cube, "gradcam", value="magnitude")
+
+
+def test_region_map_drawing_writes_a_figure(tmp_path, short_video, short_faces):
+    path = tmp_path / "regions.png"
+    figure = plot_region_map(short_video, short_faces, frame=3, path=path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(figure.axes) == 2
+    with pytest.raises(RegionError, match="frame 48 is outside the video's 48 frames"):
+        plot_region_map(short_video, short_faces, frame=48)
+    assert ex.regions.plot_region_map is plot_region_map  # the command line's name for it
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_region_drawing_tints_the_regions_and_leaves_the_background(exclusive):
+    background = PARTITION_REGIONS.index("background")
+    if exclusive:
+        labels = np.full((16, 16), background, np.uint8)
+        labels[4:8, 4:8] = 0
+    else:  # bit flags: right_eye overlaps the mouth in the middle
+        labels = np.full((16, 16), 1 << background, np.uint16)
+        labels[4:8, 4:8] = 1 << 0
+        labels[6:10, 6:10] |= 1 << PARTITION_REGIONS.index("mouth")
+    image = draw_region_map(np.zeros((16, 16, 3), np.uint8), labels, PARTITION_REGIONS, outlines=False,
+                            exclusive=exclusive)
+    assert (image[0, 0] == 0).all() and image[5, 5, 0] > 50  # right_eye tinted, background untouched
+    # where boxes overlap, the mouth's green is blended over the eye's red too
+    assert (image[7, 7, 1] > image[5, 5, 1]) == (not exclusive)
+    assert ex.regions.draw_region_map is draw_region_map

@@ -7,7 +7,9 @@ import pytest
 
 import expresso_xai as ex
 from expresso_xai.errors import RegionError
-from expresso_xai.regions import BOX_REGIONS, PARTITION_REGIONS, BoxScheme
+from expresso_xai.regions import (
+    BOX_REGIONS, NO_REGION, PARTITION_REGIONS, BoxScheme, in_region, label_dtype, label_encoding, relabel,
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +149,7 @@ def test_crop_output_size_and_region_map_follow_the_model_input(short_video, sho
     crop = ex.FaceCrop.from_track(short_faces, size=(64, 80))
     assert crop.apply(short_video).shape == (48, 64, 80, 3)
     assert ex.region_map(short_faces, crop).labels.shape == (48, 64, 80)
-    with pytest.raises(ValueError, match="slice the crop"):
+    with pytest.raises(RegionError, match="slice the crop"):
         crop.apply(short_video.frames[:10])
     assert crop[np.arange(10)].apply(short_video.frames[:10]).shape == (10, 64, 80, 3)
 
@@ -161,11 +163,50 @@ def test_bad_requests_name_what_exists(partition, short_faces):
         partition.pool(np.zeros((2, 3, 4)))
 
 
-def test_region_map_drawing_writes_a_figure(tmp_path, short_video, short_faces):
-    path = tmp_path / "regions.png"
-    ex.regions.plot_region_map(short_video, short_faces, frame=3, path=path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    labels = np.full((16, 16), PARTITION_REGIONS.index("background"), np.uint8)
-    labels[4:8, 4:8] = 0
-    image = ex.regions.draw_region_map(np.zeros((16, 16, 3), np.uint8), labels, PARTITION_REGIONS, outlines=False)
-    assert (image[0, 0] == 0).all() and image[5, 5, 0] > 50  # right_eye tinted, background untouched
+def test_in_region_reads_both_label_encodings():
+    index = np.array([[0, 1], [2, 255]], np.uint8)
+    np.testing.assert_array_equal(in_region(index, 1, "index"), [[False, True], [False, False]])
+    bits = np.array([[0b001, 0b011], [0b110, 0]], np.uint16)
+    np.testing.assert_array_equal(in_region(bits, 1, "bits"), [[False, True], [True, False]])
+    np.testing.assert_array_equal(in_region(bits, 2, "bits"), [[False, False], [True, False]])
+    assert label_encoding(True) == "index" and label_dtype("index") == np.uint8
+    assert label_encoding(False) == "bits" and label_dtype("bits") == np.uint16
+    with pytest.raises(RegionError, match=r"'flags'.*\['index', 'bits'\]"):
+        in_region(index, 0, "flags")
+
+
+def test_region_maps_store_labels_in_their_schemes_encoding(partition, short_faces, crop):
+    assert partition.encoding == "index" and partition.labels.dtype == label_dtype("index")
+    boxes = ex.region_map(short_faces, crop, scheme="boxes")
+    assert boxes.encoding == "bits" and boxes.labels.dtype == label_dtype("bits")
+    for r, name in enumerate(BOX_REGIONS):
+        np.testing.assert_array_equal(boxes.mask(name), in_region(boxes.labels, r, "bits"))
+
+
+def test_relabel_follows_a_subset_and_a_new_order_of_the_regions(partition):
+    stored = list(PARTITION_REGIONS)
+    current = ["background", "mouth", "left_eye"]  # as after cube.sel(region=current)
+    labels = relabel(partition.labels, stored, current, "index")
+    assert labels.dtype == np.uint8
+    for r, name in enumerate(current):
+        np.testing.assert_array_equal(labels == r, partition.mask(name))
+    dropped = ~np.isin(partition.labels, [stored.index(n) for n in current])
+    assert (labels[dropped] == NO_REGION).all()
+    assert relabel(partition.labels, stored, stored, "index") is partition.labels
+
+
+def test_relabel_moves_bit_flags_and_drops_the_bits_of_dropped_regions(short_faces, crop):
+    boxes = ex.region_map(short_faces, crop, scheme="boxes")
+    current = ["mouth", "background", "nose"]
+    labels = relabel(boxes.labels, BOX_REGIONS, current, "bits")
+    assert labels.dtype == np.uint16
+    for r, name in enumerate(current):
+        np.testing.assert_array_equal(in_region(labels, r, "bits"), boxes.mask(name))
+    assert labels.max() < 1 << len(current)  # no bit left for the dropped regions
+
+
+def test_the_crop_lives_in_its_own_module_and_keeps_its_old_import():
+    from expresso_xai.crop import FaceCrop
+    from expresso_xai.regions import FaceCrop as old_name
+
+    assert ex.FaceCrop is FaceCrop is old_name

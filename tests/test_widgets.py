@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
 import zlib
 
 import numpy as np
@@ -13,8 +15,9 @@ import pytest
 import traitlets
 
 import expresso_xai as ex
-from expresso_xai.cube import example_cube
+from expresso_xai.cube.views import VALUE_LABELS, VALUES, is_signed, value_view
 from expresso_xai.errors import CubeError, VideoReadError
+from expresso_xai.testing import example_cube, tiny_model
 from expresso_xai.widgets import payload
 from expresso_xai.widgets.explorer import FRONTEND
 
@@ -25,12 +28,7 @@ def _inflate(text: str, dtype=np.uint8) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def small_net():
-    import torch
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(4, 1))
-    return ex.models.wrap(net, input_size=(64, 64), name="small")
+    return tiny_model(input_size=(64, 64), widths=(4,), name="small")
 
 
 @pytest.fixture(scope="module")
@@ -121,15 +119,19 @@ def test_without_pixels_it_says_how_to_get_overlays():
 
 def test_heat_values_match_the_cube_views():
     cube = example_cube(explainers=["gradcam", "saliency"])
-    heat = payload.heat_values(cube)
+    data = ex.widgets.Explorer(cube)._data
+    heat = {name: {value: np.asarray(rows, float) for value, rows in values.items()}
+            for name, values in data["heat"].items()}
     np.testing.assert_allclose(heat["saliency"]["attribution"],
                                cube.attribution.sel(explainer="saliency").transpose("region", "time"), rtol=1e-6)
     np.testing.assert_allclose(heat["gradcam"]["share"],
                                cube.xai.share().sel(explainer="gradcam").transpose("region", "time"), rtol=1e-6)
     np.testing.assert_allclose(heat["gradcam"]["density"],
                                cube.xai.density().sel(explainer="gradcam").transpose("region", "time"), rtol=1e-6)
+    for value in VALUES:  # one home for the views: the cube's
+        expected = value_view(cube, value).sel(explainer="gradcam").transpose("region", "time")
+        np.testing.assert_allclose(heat["gradcam"][value], expected, rtol=1e-6)
     # JSON has no NaN: cells without pixels (no-face frame) become null
-    data = ex.widgets.Explorer(cube)._data
     json.dumps(data, allow_nan=False)
     density = data["heat"]["gradcam"]["density"]
     assert any(v is None for row in density for v in row)
@@ -300,7 +302,7 @@ def test_save_html_is_self_contained(tmp_path):
                        .group(1).replace("<\\/", "</"))
     assert (state["frame"], state["method"], state["region"], state["playing"]) == (5, "saliency", "mouth", False)
     assert state["_data"]["regions"] == cube.region.values.tolist()
-    assert "Plotly" in text and "function render" in text
+    assert "Plotly" in text and "function render" in text and "await widget.initialize({ model })" in text
     assert not list(tmp_path.glob("sub/*.partial"))
     assert explorer.save_html(tmp_path / "explorer.v2").name == "explorer.v2.html"
     with pytest.raises(IsADirectoryError, match="give the HTML file's name"):
@@ -312,4 +314,52 @@ def test_frontend_is_plain_local_files():
     assert FRONTEND.resolve().name == "widgets" and (FRONTEND / "explorer.css").is_file()
     assert not re.search(r"^\s*import\s", js, re.M), "no imports: no build step, no CDN"
     assert "https://" not in js and "http://" not in js
-    assert "export default { render }" in js
+    assert "export default createWidget;" in js
+    assert "_fullLayout" not in js, "only plotly's public API: positions come from the layout we set"
+
+
+def test_payload_is_described_once_and_the_conventions_come_from_python():
+    """The JSDoc typedef in explorer.js lists exactly the keys payload.build makes; value
+    names and signs are Python's decisions, sent to the front-end."""
+    js = (FRONTEND / "explorer.js").read_text(encoding="utf-8")
+    typedef = js[js.index("@typedef {object} Payload"):js.index("@typedef {object} Overlay")]
+    described = re.findall(r"@property \{.*?\} (\w+)", typedef)
+    data = ex.widgets.Explorer(example_cube(pixels=True))._data
+    assert described == list(data)
+    assert "Payload" in payload.__doc__ and "widgets/explorer.js" in payload.__doc__
+    assert data["values"] == [[value, VALUE_LABELS[value]] for value in VALUES]
+    cube = example_cube(pixels=True)
+    for name in data["explainers"]:
+        assert data["signed"][name] == (is_signed(cube.attribution.sel(explainer=name).values)
+                                        or is_signed(cube.pixels.sel(explainer=name).values))
+    for word in ("'attribution'", '"density"', '"share"', "encoding ===", "signed ="):
+        assert word not in js, f"explorer.js decides {word} itself"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_frontend_module_has_the_anywidget_lifecycle():
+    """The default export is a factory (anywidget calls it once per model) whose widget
+    has initialize (per model) and render (per view)."""
+    script = ("import(process.argv[1]).then((m) => { const w = m.default();"
+              " console.log(typeof w.initialize, typeof w.render, typeof m.standaloneModel); })")
+    out = subprocess.run(["node", "--input-type=module", "-e", script, (FRONTEND / "explorer.js").resolve().as_uri()],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split() == ["function", "function", "function"]
+
+
+@pytest.mark.parametrize("name", ["<!--<script>", "</script><script>document.title='pwned'</script>",
+                                  "<img src=x onerror=alert(1)>"])
+def test_markup_in_names_cannot_break_the_standalone_page(tmp_path, name):
+    """Model, region and explainer names end up in the page's JSON: no "<" of theirs may
+    reach the HTML parser, or a "<!--<script>" blanks the page and "</script>" ends it."""
+    from expresso_xai.testing import example_cube
+
+    cube = example_cube(explainers=["gradcam"]).assign_attrs(model_name=name)
+    cube = cube.assign_coords(region=[f"{r}{name}" if r == "mouth" else r for r in cube.region.values])
+    html = ex.widgets.Explorer(cube).save_html(tmp_path / "page.html").read_text()
+    state = html.split('<script type="application/json" id="xe-state">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in state
+    assert html.count("<script") == html.count("</script>") == 3
+    import json
+
+    assert name in json.dumps(json.loads(state), ensure_ascii=False)  # the names come back intact

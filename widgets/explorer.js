@@ -1,14 +1,79 @@
 // expresso-xai Explorer: the front-end of expresso_xai.widgets.Explorer.
 //
 // A plain ES module for anywidget (no build step, nothing from a CDN). The kernel sends
-// everything once in the `_data` trait (see expresso_xai/widgets/payload.py): frames as
-// JPEG, pixel maps as deflated uint8 codes, region labels, region x time values. After
-// that, moving between frames never waits for the kernel: frames are decoded once into
-// ImageBitmaps and outlines are cached per frame. The same module runs in the standalone
-// HTML from Explorer.save_html(), driven by `standaloneModel` instead of a kernel.
+// everything once in the `_data` trait (the Payload below). After that, moving between
+// frames never waits for the kernel. `initialize` runs once per model: it decodes the
+// frames into ImageBitmaps and the pixel maps and labels into typed arrays, shared by all
+// views of that model, and caches outlines per frame. `render` runs once per view and
+// composes small components, each `{node, update, dispose}`; `update(key)` is told which
+// trait changed, "all" for the first draw and "ready" once the decode and plotly.js are
+// in. The same module runs in the standalone HTML from Explorer.save_html(), driven by
+// `standaloneModel` instead of a kernel.
+
+/**
+ * The `_data` trait: everything the page needs, encoded once by `payload.build` in
+ * expresso_xai/widgets/payload.py. This is its one description; keep the two in step.
+ * Python decides the conventions (value names, signed or not, label encoding); this
+ * module only follows them. NaN travels as null (JSON has none).
+ *
+ * @typedef {object} Payload
+ * @property {number} version                 1
+ * @property {string} title
+ * @property {number[]} times                 a frame index of the video per column (cube.time)
+ * @property {(number|null)[]} seconds        per column
+ * @property {number} fps                     playback rate (real time, also for strided cubes)
+ * @property {string[]} explainers
+ * @property {string[]} regions
+ * @property {Object<string, string>} colours region -> "#rrggbb"
+ * @property {boolean[]} face_found           per column
+ * @property {number|(number|null)[]|null} prediction
+ * @property {[string, string][]} values      value name -> label, in menu order (cube.views.VALUE_LABELS)
+ * @property {Object<string, boolean>} signed explainer -> its values go below zero (cube.views.is_signed)
+ * @property {Object<string, Object<string, (number|null)[][]>>} heat  explainer -> value -> rows (region, time)
+ * @property {Agreement|null} agreement       null with one explainer
+ * @property {Overlay|null} overlay           null without pixel maps
+ * @property {Labels|null} labels             null without region_label or without overlay
+ * @property {Frames|null} frames             null without a video
+ * @property {[number, number]} display       the player canvas (height, width)
+ * @property {{diverging: number[][], sequential: number[][]}} luts  256 [r, g, b] each
+ * @property {string[]} messages              what is missing and how to get it
+ *
+ * @typedef {object} Overlay
+ * @property {[number, number, number]} shape (time, h, w) of each explainer's codes
+ * @property {Object<string, number>} scale   explainer -> the value of code ±1
+ * @property {Object<string, string>} data    explainer -> base64 deflated uint8 codes
+ *   (payload.quantise): signed 128 + 127·v, magnitudes 255·v, v = value / scale clipped
+ *
+ * @typedef {object} Labels
+ * @property {"index"|"bits"} encoding        regions.label_encoding: region index, or bit r for region r
+ * @property {1|2} bytes                      bytes per label (regions.label_dtype), little-endian
+ * @property {string} data                    base64 deflated (time, h, w) labels of the cube's regions
+ *
+ * @typedef {object} Frames
+ * @property {[number, number]} size          (height, width)
+ * @property {boolean} cropped                cropped like the model saw them
+ * @property {string[]} jpeg                  base64 JPEG per column
+ *
+ * @typedef {object} Agreement
+ * @property {(number|null)[][]} matrix       Spearman over region × time, explainer × explainer
+ * @property {(number|null)[]} per_frame      mean pairwise Spearman over regions, per column
+ */
 
 const SYNC_INTERVAL_MS = 250; // while playing, tell the kernel the frame at most this often
-const decodedByModel = new WeakMap(); // one decode per model, shared by its views
+const PLOT_WIDTH = 640;
+const PLOT_CONFIG = { displaylogo: false, responsive: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+const COLOUR_MODES = [["auto", "auto"], ["signed", "signed"], ["magnitude", "magnitude"]];
+const SPEEDS = [["0.25", "¼×"], ["0.5", "½×"], ["1", "1×"], ["2", "2×"], ["4", "4×"]];
+const TRAITS = ["frame", "method", "value", "colour", "opacity", "outlines", "region", "playing", "speed"];
+// what each update redraws: the canvases and labels, and the plotly figures
+const PICTURE = new Set(["all", "ready", "frame", "method", "value", "colour", "opacity", "outlines", "region"]);
+const FIGURE = new Set(["ready", "method", "value", "colour"]);
+
+// Whether a pixel's label puts it in region r, for each encoding the payload can state.
+const REGION_TESTS = {
+  index: (label, r) => label === r,
+  bits: (label, r) => ((label >> r) & 1) === 1,
+};
 
 // --- loading ------------------------------------------------------------------------
 
@@ -40,15 +105,18 @@ async function inflate(base64) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
+async function decodeLabels(labels) {
+  if (!REGION_TESTS[labels.encoding]) throw new Error(`unknown region label encoding ${labels.encoding}`);
+  const raw = await inflate(labels.data);
+  return labels.bytes === 2 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2) : raw;
+}
+
 async function decodeAll(data) {
   const out = { overlays: {}, labels: null, bitmaps: null };
   if (data.overlay) {
     for (const name of data.explainers) out.overlays[name] = await inflate(data.overlay.data[name]);
   }
-  if (data.labels) {
-    const raw = await inflate(data.labels.data);
-    out.labels = data.labels.bytes === 2 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2) : raw;
-  }
+  if (data.labels) out.labels = await decodeLabels(data.labels);
   if (data.frames) {
     out.bitmaps = await Promise.all(
       data.frames.jpeg.map((b64) => createImageBitmap(new Blob([bytesOf(b64)], { type: "image/jpeg" }))),
@@ -80,6 +148,11 @@ function select(cls, options, current) {
   return node;
 }
 
+function listen(node, event, f) {
+  node.addEventListener(event, f);
+  return () => node.removeEventListener(event, f);
+}
+
 function rgb(c) {
   return `rgb(${c[0]},${c[1]},${c[2]})`;
 }
@@ -103,6 +176,24 @@ function finiteMax(rows, skip = -1) {
     for (const v of row) if (v != null && isFinite(v) && Math.abs(v) > m) m = Math.abs(v);
   });
   return m || 1;
+}
+
+// --- components: each is {node, update(key), dispose()} ------------------------------
+
+/** A component of fixed nodes; `display: contents` keeps them in the parent's layout. */
+function part(...nodes) {
+  return { node: h("div", { class: "xe-part" }, ...nodes), update() {}, dispose() {} };
+}
+
+/** `parts` appended to `node`, updated and disposed together; update resolves when
+ * every part's (possibly asynchronous) update has. */
+function compose(node, parts) {
+  for (const p of parts) node.append(p.node);
+  return {
+    node,
+    update: (key) => Promise.all(parts.map((p) => p.update(key))),
+    dispose: () => parts.forEach((p) => p.dispose()),
+  };
 }
 
 // --- the standalone model (HTML export): the anywidget model API without a kernel ------
@@ -133,590 +224,666 @@ export function standaloneModel(state) {
   };
 }
 
-// --- the widget ---------------------------------------------------------------------
+// --- per model: decoded once, shared by the model's views ----------------------------
 
-function render({ model, el }) {
+function createShared(model) {
+  /** @type {Payload} */
   const data = model.get("_data");
-  const T = data.times.length;
-  const R = data.regions.length;
-  const E = data.explainers.length;
-  const position = new Map(data.times.map((t, i) => [t, i]));
-  const overlayShape = data.overlay ? data.overlay.shape : null; // [T, h, w]
-  const [DH, DW] = data.display; // the player canvas, sized by payload.py
-  let decoded = { overlays: {}, labels: null, bitmaps: null };
-  let Plotly = null;
-  const disposers = [];
-  const outlineCache = new Map();
-
-  // ---- DOM ----
-  const root = h("div", { class: "xe", tabindex: "0" });
-  const methodSelect = select("xe-method", data.explainers.map((m) => [m, m]), model.get("method"));
-  const valueSelect = select("xe-value", [["attribution", "attribution (sum)"], ["density", "per pixel"], ["share", "share of total"]], model.get("value"));
-  const colourSelect = select("xe-colour", [["auto", "auto"], ["signed", "signed"], ["magnitude", "magnitude"]], model.get("colour"));
-  const opacity = h("input", { class: "xe-opacity", type: "range", min: "0", max: "1", step: "0.05" });
-  opacity.value = model.get("opacity");
-  const outlines = h("input", { class: "xe-outlines", type: "checkbox" });
-  outlines.checked = model.get("outlines");
-  const header = h("div", { class: "xe-header" },
-    h("span", { class: "xe-title", text: data.title }),
-    h("label", {}, "method ", methodSelect),
-    h("label", {}, "value ", valueSelect),
-    h("label", {}, "colours ", colourSelect),
-    h("label", {}, "opacity ", opacity),
-    h("label", {}, outlines, " outlines"),
-  );
-  const messages = h("div", { class: "xe-messages" });
-  for (const text of data.messages) messages.append(h("div", { class: "xe-message", text }));
-
-  const canvas = h("canvas", { class: "xe-canvas", width: String(DW), height: String(DH) });
-  const ctx = canvas.getContext("2d");
-  const badge = h("div", { class: "xe-badge", text: "no face" });
-  const stage = h("div", { class: "xe-stage" }, canvas, badge);
-  const button = (cls, text, title) => h("button", { class: `xe-button ${cls}`, text, title, type: "button" });
-  const firstButton = button("xe-first", "«", "first frame");
-  const prevButton = button("xe-prev", "‹", "previous frame (←)");
-  const playButton = button("xe-play", "▶", "play / pause (space)");
-  const nextButton = button("xe-next", "›", "next frame (→)");
-  const lastButton = button("xe-last", "»", "last frame");
-  const speedSelect = select("xe-speed", [["0.25", "¼×"], ["0.5", "½×"], ["1", "1×"], ["2", "2×"], ["4", "4×"]], String(model.get("speed")));
-  const slider = h("input", { class: "xe-slider", type: "range", min: "0", max: String(T - 1), step: "1" });
-  const strip = h("canvas", { class: "xe-strip", width: String(DW), height: "6" });
-  const frameLabel = h("div", { class: "xe-frame-label" });
-  const regionLabel = h("div", { class: "xe-region-label" });
-  const colourbar = h("canvas", { class: "xe-colourbar", width: "256", height: "10" });
-  const colourbarLabel = h("div", { class: "xe-colourbar-label" });
-  const player = h("div", { class: "xe-player" }, stage,
-    h("div", { class: "xe-controls" }, firstButton, prevButton, playButton, nextButton, lastButton, speedSelect),
-    slider, strip, frameLabel, regionLabel, colourbar, colourbarLabel);
-  const heatmapDiv = h("div", { class: "xe-heatmap" });
-  const heatCursor = h("div", { class: "xe-cursor" });
-  const rowBox = h("div", { class: "xe-rowbox" });
-  const heatBox = h("div", { class: "xe-plotbox" }, heatmapDiv, heatCursor, rowBox);
-  const seriesDiv = h("div", { class: "xe-series" });
-  const seriesCursor = h("div", { class: "xe-cursor" });
-  const seriesBox = h("div", { class: "xe-plotbox" }, seriesDiv, seriesCursor);
-  const plots = h("div", { class: "xe-plots" }, heatBox, seriesBox);
-
-  const compareRow = h("div", { class: "xe-compare-row" });
-  const compareCanvases = data.explainers.map((name) => {
-    const c = h("canvas", { class: "xe-compare-canvas", width: String(Math.round(DW * 0.6)), height: String(Math.round(DH * 0.6)) });
-    const caption = h("figcaption", {});
-    const figure = h("figure", { class: "xe-compare-item", "data-explainer": name }, c, caption);
-    figure.addEventListener("click", () => setTrait("method", name));
-    compareRow.append(figure);
-    return { canvas: c, ctx: c.getContext("2d"), caption, figure, name };
+  const shared = {
+    data,
+    position: new Map(data.times.map((t, i) => [t, i])),
+    decoded: { overlays: {}, labels: null, bitmaps: null },
+    inRegion: data.labels ? REGION_TESTS[data.labels.encoding] : null,
+    outlines: new Map(),
+    palettes: new Map(),
+    scratch: data.overlay ? createScratch(data.overlay.shape) : null,
+    plotly: null,
+  };
+  shared.ready = Promise.all([decodeAll(data), loadPlotly(model)]).then(([decoded, plotly]) => {
+    shared.decoded = decoded;
+    shared.plotly = plotly;
   });
-  const agreementTable = h("table", { class: "xe-agreement-table" });
-  const agreementCanvas = h("canvas", { class: "xe-agreement-canvas", width: "560", height: "70" });
-  const agreementLabel = h("div", { class: "xe-agreement-label" });
-  const compare = h("div", { class: "xe-compare" },
-    h("div", { class: "xe-section-title", text: "Every method at this frame (click one to show it above)" }),
-    compareRow,
-    data.agreement
-      ? h("div", { class: "xe-agreement" },
-          h("div", {}, h("div", { class: "xe-section-title", text: "Rank agreement over region × time (Spearman)" }), agreementTable),
-          h("div", {}, h("div", { class: "xe-section-title", text: "Per frame: mean pairwise Spearman over regions" }), agreementCanvas, agreementLabel))
-      : h("div", { class: "xe-note", text: "One method in this cube: nothing to compare." }),
-  );
-  root.append(header, messages, h("div", { class: "xe-main" }, player, plots), compare);
-  el.append(root);
+  return shared;
+}
 
-  // ---- state helpers ----
-  const index = () => position.get(model.get("frame")) ?? 0;
-  function setTrait(key, value, sync = true) {
-    model.set(key, value);
-    if (sync) model.save_changes();
-  }
-  function seekIndex(i, sync = true) {
-    const clamped = Math.max(0, Math.min(T - 1, i));
-    setTrait("frame", data.times[clamped], sync);
-  }
-  function signedData(name) {
-    return !!data.signed[name];
-  }
-  function diverging(name) {
-    const mode = model.get("colour");
-    return mode === "signed" || (mode === "auto" && signedData(name));
-  }
+/** A canvas of the pixel maps' size to paint codes into before scaling them up. */
+function createScratch([, oh, ow]) {
+  const canvas = document.createElement("canvas");
+  canvas.width = ow;
+  canvas.height = oh;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(ow, oh);
+  return { canvas, context, image, pixels: new Uint32Array(image.data.buffer) };
+}
 
-  // ---- drawing ----
-  const scratch = document.createElement("canvas");
-  const scratchCtx = scratch.getContext("2d");
-  if (overlayShape) {
-    scratch.width = overlayShape[2];
-    scratch.height = overlayShape[1];
+/** The RGBA of each uint8 code as one Uint32 (the byte order of ImageData's buffer). */
+function overlayPalette(shared, lut, signed, diverging) {
+  const key = `${signed} ${diverging}`;
+  if (shared.palettes.has(key)) return shared.palettes.get(key);
+  const rgba = new Uint8ClampedArray(256 * 4);
+  for (let q = 0; q < 256; q++) {
+    const v = signed ? Math.max(-1, Math.min(1, (q - 128) / 127)) : q / 255; // payload.decode
+    const magnitude = Math.abs(v);
+    const c = lut[diverging ? Math.round((v + 1) * 127.5) : Math.round(magnitude * 255)];
+    // transparent at 0, opaque from 44% of the scale up; the square root keeps weak
+    // but real attribution visible.
+    rgba.set([c[0], c[1], c[2], Math.min(255, Math.round(383 * Math.sqrt(magnitude)))], 4 * q);
   }
-  const overlayImage = overlayShape ? scratchCtx.createImageData(overlayShape[2], overlayShape[1]) : null;
+  shared.palettes.set(key, new Uint32Array(rgba.buffer));
+  return shared.palettes.get(key);
+}
 
-  function paintOverlay(name, i) {
-    const codes = decoded.overlays[name];
-    if (!codes) return false;
-    const [, oh, ow] = overlayShape;
-    const offset = i * oh * ow;
-    const lut = diverging(name) ? data.luts.diverging : data.luts.sequential;
-    const div = diverging(name);
-    const signed = signedData(name);
-    const px = overlayImage.data;
-    for (let p = 0; p < oh * ow; p++) {
-      const q = codes[offset + p];
-      const v = signed ? Math.max(-1, Math.min(1, (q - 128) / 127)) : q / 255; // payload.decode
-      const magnitude = Math.abs(v);
-      const c = lut[div ? Math.round((Math.max(-1, Math.min(1, v)) + 1) * 127.5) : Math.round(magnitude * 255)];
-      px[4 * p] = c[0];
-      px[4 * p + 1] = c[1];
-      px[4 * p + 2] = c[2];
-      // transparent at 0, opaque from 44% of the scale up; the square root keeps weak
-      // but real attribution visible.
-      px[4 * p + 3] = Math.min(255, Math.round(383 * Math.sqrt(magnitude)));
+/** The outline of the pixels where `inside(x, y)`, scaled by (kx, ky); null if none. */
+function regionOutline(inside, ow, oh, kx, ky) {
+  const path = new Path2D();
+  const edge = (x0, y0, x1, y1) => {
+    path.moveTo(x0 * kx, y0 * ky);
+    path.lineTo(x1 * kx, y1 * ky);
+  };
+  let any = false;
+  for (let y = 0; y < oh; y++) {
+    for (let x = 0; x < ow; x++) {
+      if (!inside(x, y)) continue;
+      any = true;
+      if (!inside(x + 1, y)) edge(x + 1, y, x + 1, y + 1);
+      if (!inside(x - 1, y)) edge(x, y, x, y + 1);
+      if (!inside(x, y + 1)) edge(x, y + 1, x + 1, y + 1);
+      if (!inside(x, y - 1)) edge(x, y, x + 1, y);
     }
-    scratchCtx.putImageData(overlayImage, 0, 0);
-    return true;
   }
+  return any ? path : null;
+}
 
-  function member(labels, offset, r, p) {
-    const value = labels[offset + p];
-    return data.labels.encoding === "bits" ? ((value >> r) & 1) === 1 : value === r;
-  }
+/** Each region's outline at column i (null for the background), cached per model. */
+function outlinesOf(shared, i) {
+  if (shared.outlines.has(i)) return shared.outlines.get(i);
+  const { data, inRegion } = shared;
+  const [, oh, ow] = data.overlay.shape;
+  const [DH, DW] = data.display;
+  const labels = shared.decoded.labels.subarray(i * oh * ow, (i + 1) * oh * ow);
+  const paths = data.regions.map((name, r) => {
+    if (name === "background") return null;
+    const inside = (x, y) => x >= 0 && y >= 0 && x < ow && y < oh && inRegion(labels[y * ow + x], r);
+    return regionOutline(inside, ow, oh, DW / ow, DH / oh);
+  });
+  shared.outlines.set(i, paths);
+  return paths;
+}
 
-  function outlinesOf(i) {
-    if (outlineCache.has(i)) return outlineCache.get(i);
-    const labels = decoded.labels;
-    const [, oh, ow] = overlayShape;
-    const offset = i * oh * ow;
-    const kx = DW / ow;
-    const ky = DH / oh;
-    const paths = [];
-    for (let r = 0; r < R; r++) {
-      if (data.regions[r] === "background") {
-        paths.push(null);
-        continue;
-      }
-      const path = new Path2D();
-      let any = false;
-      for (let y = 0; y < oh; y++) {
-        for (let x = 0; x < ow; x++) {
-          const inside = member(labels, offset, r, y * ow + x);
-          if (!inside) continue;
-          any = true;
-          if (x === ow - 1 || !member(labels, offset, r, y * ow + x + 1)) { path.moveTo((x + 1) * kx, y * ky); path.lineTo((x + 1) * kx, (y + 1) * ky); }
-          if (x === 0 || !member(labels, offset, r, y * ow + x - 1)) { path.moveTo(x * kx, y * ky); path.lineTo(x * kx, (y + 1) * ky); }
-          if (y === oh - 1 || !member(labels, offset, r, (y + 1) * ow + x)) { path.moveTo(x * kx, (y + 1) * ky); path.lineTo((x + 1) * kx, (y + 1) * ky); }
-          if (y === 0 || !member(labels, offset, r, (y - 1) * ow + x)) { path.moveTo(x * kx, y * ky); path.lineTo((x + 1) * kx, y * ky); }
-        }
-      }
-      paths.push(any ? { path } : null);
-    }
-    outlineCache.set(i, paths);
-    return paths;
-  }
+// --- per view: the state the components read and write -------------------------------
 
-  function drawFrame(context, width, height, name, i, withOutlines) {
-    context.setTransform(width / DW, 0, 0, height / DH, 0, 0);
-    context.globalAlpha = 1;
-    if (decoded.bitmaps) context.drawImage(decoded.bitmaps[i], 0, 0, DW, DH);
-    else {
-      context.fillStyle = "#3a3a3a";
-      context.fillRect(0, 0, DW, DH);
-    }
-    if (overlayShape && paintOverlay(name, i)) {
-      context.globalAlpha = model.get("opacity");
-      context.imageSmoothingEnabled = true;
-      context.drawImage(scratch, 0, 0, DW, DH);
-      context.globalAlpha = 1;
-    }
-    if (withOutlines && decoded.labels && data.face_found[i]) {
-      const paths = outlinesOf(i);
-      const chosen = data.regions.indexOf(model.get("region"));
-      if (model.get("outlines")) {
-        context.lineWidth = 1;
-        for (let r = 0; r < R; r++) {
-          if (!paths[r] || r === chosen) continue;
-          context.strokeStyle = data.colours[data.regions[r]];
-          context.stroke(paths[r].path);
-        }
-      }
-      if (chosen >= 0 && paths[chosen]) {
-        context.lineWidth = 2.5;
-        context.strokeStyle = "#ffffff";
-        context.stroke(paths[chosen].path);
-      }
-    }
-    if (!data.face_found[i]) {
-      context.strokeStyle = "#d62728";
-      context.lineWidth = 6;
-      context.strokeRect(3, 3, DW - 6, DH - 6);
-    }
-    context.setTransform(1, 0, 0, 1, 0, 0);
-  }
-
-  function textColour() {
+function createView(model, shared, root) {
+  const { data } = shared;
+  const T = data.times.length;
+  const view = {
+    model, shared, data, T,
+    index: () => shared.position.get(model.get("frame")) ?? 0,
+    set(key, value, sync = true) {
+      model.set(key, value);
+      if (sync) model.save_changes();
+    },
+    seek: (i, sync = true) => view.set("frame", data.times[Math.max(0, Math.min(T - 1, i))], sync),
+    togglePlaying: () => view.set("playing", !model.get("playing")),
+    diverging(name) {
+      const mode = model.get("colour");
+      return mode === "signed" || (mode === "auto" && !!data.signed[name]);
+    },
+    lut: (name) => (view.diverging(name) ? data.luts.diverging : data.luts.sequential),
+    rows: (name) => data.heat[name][model.get("value")],
     // follow JupyterLab's theme (dark themes too): the colour the widget's text has
-    return getComputedStyle(root).color || "#222";
-  }
+    textColour: () => getComputedStyle(root).color || "#222",
+  };
+  return view;
+}
 
-  function heatRows(name) {
-    return data.heat[name][model.get("value")];
-  }
-
-  function topRegion(name, i) {
-    const rows = heatRows(name);
-    let best = -1;
-    let bestValue = -Infinity;
-    for (let r = 0; r < R; r++) {
-      if (data.regions[r] === "background") continue;
-      const v = rows[r][i];
-      if (v != null && v > bestValue) { bestValue = v; best = r; }
+function topRegion(view, name, i) {
+  const rows = view.rows(name);
+  let best = -1;
+  let bestValue = -Infinity;
+  view.data.regions.forEach((region, r) => {
+    const v = rows[r][i];
+    if (region !== "background" && v != null && v > bestValue) {
+      bestValue = v;
+      best = r;
     }
-    return best >= 0 ? data.regions[best] : "–";
-  }
+  });
+  return best >= 0 ? view.data.regions[best] : "–";
+}
 
-  function drawStrip() {
-    const c = strip.getContext("2d");
-    c.clearRect(0, 0, strip.width, strip.height);
-    c.fillStyle = "#d62728";
-    for (let i = 0; i < T; i++) {
-      if (data.face_found[i]) continue;
-      const x0 = Math.floor((i / T) * strip.width);
-      const x1 = Math.ceil(((i + 1) / T) * strip.width);
-      c.fillRect(x0, 0, Math.max(1, x1 - x0), strip.height);
+// --- drawing a frame: the video, the overlay, the outlines ----------------------------
+
+function paintFrame(view, canvas, name, i, withOutlines) {
+  const context = canvas.getContext("2d");
+  const [DH, DW] = view.data.display;
+  const bitmaps = view.shared.decoded.bitmaps;
+  context.setTransform(canvas.width / DW, 0, 0, canvas.height / DH, 0, 0);
+  context.globalAlpha = 1;
+  if (bitmaps) context.drawImage(bitmaps[i], 0, 0, DW, DH);
+  else {
+    context.fillStyle = "#3a3a3a";
+    context.fillRect(0, 0, DW, DH);
+  }
+  paintOverlay(view, context, name, i);
+  if (withOutlines) paintOutlines(view, context, i);
+  if (!view.data.face_found[i]) {
+    context.strokeStyle = "#d62728";
+    context.lineWidth = 6;
+    context.strokeRect(3, 3, DW - 6, DH - 6);
+  }
+  context.setTransform(1, 0, 0, 1, 0, 0);
+}
+
+function paintOverlay(view, context, name, i) {
+  const { shared, data } = view;
+  const codes = shared.decoded.overlays[name];
+  if (!codes) return;
+  const { canvas, image, pixels } = shared.scratch;
+  const palette = overlayPalette(shared, view.lut(name), !!data.signed[name], view.diverging(name));
+  const offset = i * pixels.length;
+  for (let p = 0; p < pixels.length; p++) pixels[p] = palette[codes[offset + p]];
+  shared.scratch.context.putImageData(image, 0, 0);
+  context.globalAlpha = view.model.get("opacity");
+  context.imageSmoothingEnabled = true;
+  context.drawImage(canvas, 0, 0, data.display[1], data.display[0]);
+  context.globalAlpha = 1;
+}
+
+function paintOutlines(view, context, i) {
+  const { shared, data, model } = view;
+  if (!shared.decoded.labels || !data.face_found[i]) return;
+  const paths = outlinesOf(shared, i);
+  const chosen = data.regions.indexOf(model.get("region"));
+  context.lineWidth = 1;
+  paths.forEach((path, r) => {
+    if (!path || r === chosen || !model.get("outlines")) return;
+    context.strokeStyle = data.colours[data.regions[r]];
+    context.stroke(path);
+  });
+  if (chosen >= 0 && paths[chosen]) {
+    context.lineWidth = 2.5;
+    context.strokeStyle = "#ffffff";
+    context.stroke(paths[chosen]);
+  }
+}
+
+// --- the header: title and display controls --------------------------------------------
+
+function createControls(view) {
+  const { model, data } = view;
+  const inputs = {
+    method: select("xe-method", data.explainers.map((m) => [m, m]), model.get("method")),
+    value: select("xe-value", data.values, model.get("value")),
+    colour: select("xe-colour", COLOUR_MODES, model.get("colour")),
+    opacity: h("input", { class: "xe-opacity", type: "range", min: "0", max: "1", step: "0.05" }),
+    outlines: h("input", { class: "xe-outlines", type: "checkbox" }),
+  };
+  const node = h("div", { class: "xe-header" }, h("span", { class: "xe-title", text: data.title }),
+    h("label", {}, "method ", inputs.method), h("label", {}, "value ", inputs.value),
+    h("label", {}, "colours ", inputs.colour), h("label", {}, "opacity ", inputs.opacity),
+    h("label", {}, inputs.outlines, " outlines"));
+  const show = (key) => {
+    if (key === "outlines") inputs.outlines.checked = model.get(key);
+    else inputs[key].value = model.get(key);
+  };
+  const read = (key) => {
+    if (key === "outlines") return inputs.outlines.checked;
+    return key === "opacity" ? Number(inputs.opacity.value) : inputs[key].value;
+  };
+  const off = Object.keys(inputs).map((key) =>
+    listen(inputs[key], key === "opacity" ? "input" : "change", () => view.set(key, read(key))));
+  Object.keys(inputs).forEach(show);
+  return { node, update: (key) => key in inputs && show(key), dispose: () => off.forEach((f) => f()) };
+}
+
+function createMessages(data) {
+  const node = h("div", { class: "xe-messages" }, ...data.messages.map((text) => h("div", { class: "xe-message", text })));
+  const error = (text) => node.append(h("div", { class: "xe-message xe-error", text }));
+  return { node, update() {}, dispose() {}, error };
+}
+
+// --- the player: frame, transport, labels, colour bar ----------------------------------
+
+function createPlayer(view) {
+  return compose(h("div", { class: "xe-player" }),
+    [createStage(view), createTransport(view), createFrameInfo(view), createColourbar(view)]);
+}
+
+function createStage(view) {
+  const [DH, DW] = view.data.display;
+  const canvas = h("canvas", { class: "xe-canvas", width: String(DW), height: String(DH) });
+  const badge = h("div", { class: "xe-badge", text: "no face" });
+  function update(key) {
+    if (!PICTURE.has(key)) return;
+    const i = view.index();
+    paintFrame(view, canvas, view.model.get("method"), i, true);
+    badge.style.display = view.data.face_found[i] ? "none" : "block";
+  }
+  return { node: h("div", { class: "xe-stage" }, canvas, badge), update, dispose() {} };
+}
+
+function createTransport(view) {
+  const { model, T } = view;
+  const buttons = [
+    ["xe-first", "«", "first frame", () => view.seek(0)],
+    ["xe-prev", "‹", "previous frame (←)", () => view.seek(view.index() - 1)],
+    ["xe-play", "▶", "play / pause (space)", view.togglePlaying],
+    ["xe-next", "›", "next frame (→)", () => view.seek(view.index() + 1)],
+    ["xe-last", "»", "last frame", () => view.seek(T - 1)],
+  ].map(([cls, text, title, action]) => [h("button", { class: `xe-button ${cls}`, text, title, type: "button" }), action]);
+  const play = buttons[2][0];
+  const speed = select("xe-speed", SPEEDS, String(model.get("speed")));
+  const slider = h("input", { class: "xe-slider", type: "range", min: "0", max: String(T - 1), step: "1" });
+  const playback = createPlayback(view);
+  const off = [...buttons.map(([button, action]) => listen(button, "click", action)),
+    listen(speed, "change", () => view.set("speed", Number(speed.value))),
+    listen(slider, "input", () => view.seek(Number(slider.value)))];
+  function update(key) {
+    if (key === "all" || key === "frame") slider.value = String(view.index());
+    if (key === "speed") speed.value = String(model.get("speed"));
+    if (key === "all" || key === "playing") {
+      play.textContent = model.get("playing") ? "❚❚" : "▶";
+      playback.follow(key === "all");
     }
   }
+  const node = part(h("div", { class: "xe-controls" }, ...buttons.map(([button]) => button), speed), slider).node;
+  return { node, update, dispose: () => [...off, playback.stop].forEach((f) => f()) };
+}
 
-  function drawColourbar() {
-    const name = model.get("method");
-    const c = colourbar.getContext("2d");
-    const lut = diverging(name) ? data.luts.diverging : data.luts.sequential;
-    for (let x = 0; x < colourbar.width; x++) {
-      c.fillStyle = rgb(lut[Math.round((x / (colourbar.width - 1)) * 255)]);
-      c.fillRect(x, 0, 1, colourbar.height);
-    }
-    if (data.overlay) {
-      const s = data.overlay.scale[name];
-      colourbarLabel.textContent = diverging(name)
-        ? `pixel attribution  −${fmt(s)} … 0 … +${fmt(s)}`
-        : `pixel |attribution|  0 … ${fmt(s)}`;
-    } else colourbarLabel.textContent = "";
-  }
-
-  function drawAgreement(i) {
-    if (!data.agreement) return;
-    const c = agreementCanvas.getContext("2d");
-    const W = agreementCanvas.width;
-    const H = agreementCanvas.height;
-    c.clearRect(0, 0, W, H);
-    const y = (v) => H - 4 - ((v + 1) / 2) * (H - 8);
-    c.strokeStyle = "#bbb";
-    c.lineWidth = 1;
-    c.beginPath(); c.moveTo(0, y(0)); c.lineTo(W, y(0)); c.stroke();
-    c.strokeStyle = "#1f77b4";
-    c.lineWidth = 1.5;
-    c.beginPath();
-    let started = false;
-    data.agreement.per_frame.forEach((v, k) => {
-      if (v == null) { started = false; return; }
-      const x = (k + 0.5) * (W / T);
-      if (!started) { c.moveTo(x, y(v)); started = true; } else c.lineTo(x, y(v));
-    });
-    c.stroke();
-    c.fillStyle = "#888";
-    c.font = "9px sans-serif";
-    c.fillText("+1", 2, 10);
-    c.fillText("0", 2, y(0) - 2);
-    c.fillText("−1", 2, H - 2);
-    c.strokeStyle = "#d62728";
-    c.beginPath(); c.moveTo((i + 0.5) * (W / T), 0); c.lineTo((i + 0.5) * (W / T), H); c.stroke();
-    agreementLabel.textContent = `frame ${data.times[i]}: ρ = ${fmt(data.agreement.per_frame[i])}`;
-  }
-
-  function buildAgreementTable() {
-    if (!data.agreement) return;
-    agreementTable.replaceChildren();
-    const head = h("tr", {}, h("th", {}));
-    for (const name of data.explainers) head.append(h("th", { text: name }));
-    agreementTable.append(head);
-    data.agreement.matrix.forEach((row, a) => {
-      const tr = h("tr", {}, h("th", { text: data.explainers[a] }));
-      row.forEach((v) => {
-        const cell = h("td", { text: v == null ? "–" : v.toFixed(2) });
-        if (v != null) cell.style.background = rgb(data.luts.diverging[Math.round((v + 1) * 127.5)]);
-        if (v != null && Math.abs(v) > 0.6) cell.style.color = "#fff";
-        tr.append(cell);
-      });
-      agreementTable.append(tr);
-    });
-  }
-
-  // ---- plots ----
-  function plotArea(gd) {
-    const layout = gd && gd._fullLayout;
-    return layout && layout._size ? layout : null;
-  }
-
-  function moveCursor(div, cursor, i) {
-    const layout = plotArea(div);
-    if (!layout) return;
-    const x = layout._size.l + layout.xaxis.l2p(data.times[i]);
-    const inside = x >= layout._size.l - 1 && x <= layout._size.l + layout._size.w + 1;
-    cursor.style.display = inside ? "block" : "none";
-    cursor.style.left = `${x}px`;
-    cursor.style.top = `${layout._size.t}px`;
-    cursor.style.height = `${layout._size.h}px`;
-  }
-
-  function moveRowBox() {
-    const layout = plotArea(heatmapDiv);
-    const r = data.regions.indexOf(model.get("region"));
-    if (!layout || r < 0) { rowBox.style.display = "none"; return; }
-    const y0 = layout.yaxis.l2p(r - 0.5);
-    const y1 = layout.yaxis.l2p(r + 0.5);
-    rowBox.style.display = "block";
-    rowBox.style.left = `${layout._size.l}px`;
-    rowBox.style.width = `${layout._size.w}px`;
-    rowBox.style.top = `${layout._size.t + Math.min(y0, y1)}px`;
-    rowBox.style.height = `${Math.abs(y1 - y0)}px`;
-  }
-
-  function noFaceShapes() {
-    const shapes = [];
-    let start = null;
-    for (let i = 0; i <= T; i++) {
-      const missing = i < T && !data.face_found[i];
-      if (missing && start === null) start = i;
-      if (!missing && start !== null) {
-        shapes.push({ type: "rect", xref: "x", yref: "paper", x0: data.times[start] - 0.5, x1: data.times[i - 1] + 0.5,
-          y0: 0, y1: 1, fillcolor: "rgba(120,120,120,0.45)", line: { width: 0 } });
-        start = null;
-      }
-    }
-    return shapes;
-  }
-
-  function heatmapFigure() {
-    const name = model.get("method");
-    const signed = signedData(name);
-    const div = diverging(name);
-    // magnitude colours for a signed method show |value|: a strongly negative region
-    // must not look like "nothing"
-    const z = !div && signed ? heatRows(name).map((row) => row.map((v) => (v == null ? null : Math.abs(v)))) : heatRows(name);
-    // the colour range leaves out the background row (its big sums would wash out the
-    // face); background cells beyond the range saturate, their values are in the hover.
-    const m = finiteMax(z, data.regions.indexOf("background"));
-    const trace = {
-      type: "heatmap", z, x: data.times, y: data.regions,
-      colorscale: colourscale(div ? data.luts.diverging : data.luts.sequential),
-      zmin: div ? -m : 0, zmax: m, xgap: 0, ygap: 1,
-      hovertemplate: `frame %{x}<br>%{y}: %{z:.4g}${!div && signed ? " (|value|)" : ""}<extra></extra>`,
-      colorbar: { thickness: 10, len: 0.95, outlinewidth: 0 },
-    };
-    const layout = {
-      width: 640, height: 40 + 22 * R + 45, margin: { l: 90, r: 20, t: 30, b: 45 },
-      title: { text: `${name}: ${model.get("value")} by region and frame`, font: { size: 13 }, x: 0.02 },
-      xaxis: { title: { text: "frame", font: { size: 11 } }, zeroline: false },
-      yaxis: { autorange: "reversed", fixedrange: true, tickfont: { size: 11 } },
-      shapes: noFaceShapes(), paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: "sans-serif", color: textColour() },
-    };
-    return { data: [trace], layout };
-  }
-
-  function seriesFigure() {
-    const name = model.get("method");
-    const rows = heatRows(name);
-    const chosen = model.get("region");
-    const traces = data.regions.map((region, r) => ({
-      type: "scatter", mode: "lines", x: data.times, y: rows[r], name: region,
-      line: { color: data.colours[region] === "#000000" ? "#777777" : data.colours[region], width: region === chosen ? 3 : 1.2 },
-      opacity: chosen && region !== chosen ? 0.45 : 1,
-      visible: region === "background" ? "legendonly" : true,
-      hovertemplate: `${region}<br>frame %{x}: %{y:.4g}<extra></extra>`,
-    }));
-    const layout = {
-      width: 640, height: 320, margin: { l: 60, r: 20, t: 28, b: 40 },
-      title: { text: `per-region ${model.get("value")} over time`, font: { size: 13 }, x: 0.02 },
-      xaxis: { title: { text: "frame", font: { size: 11 } }, zeroline: false },
-      yaxis: { zeroline: true, zerolinecolor: "#bbb" }, legend: { font: { size: 10 } },
-      shapes: noFaceShapes(), paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: "sans-serif", color: textColour() },
-    };
-    return { data: traces, layout };
-  }
-
-  async function drawPlots() {
-    if (!Plotly) return;
-    const config = { displaylogo: false, responsive: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
-    const heat = heatmapFigure();
-    await Plotly.react(heatmapDiv, heat.data, heat.layout, config);
-    const series = seriesFigure();
-    await Plotly.react(seriesDiv, series.data, series.layout, config);
-    moveCursor(heatmapDiv, heatCursor, index());
-    moveCursor(seriesDiv, seriesCursor, index());
-    moveRowBox();
-  }
-
-  function restyleSeries() {
-    if (!Plotly || !seriesDiv.data) return;
-    const chosen = model.get("region");
-    Plotly.restyle(seriesDiv, {
-      "line.width": data.regions.map((r) => (r === chosen ? 3 : 1.2)),
-      opacity: data.regions.map((r) => (chosen && r !== chosen ? 0.45 : 1)),
-    });
-  }
-
-  // ---- updates ----
-  function showFrame() {
-    const started = performance.now();
-    const i = index();
-    const name = model.get("method");
-    drawFrame(ctx, canvas.width, canvas.height, name, i, true);
-    for (const item of compareCanvases) {
-      drawFrame(item.ctx, item.canvas.width, item.canvas.height, item.name, i, false);
-      item.caption.textContent = `${item.name} · top: ${topRegion(item.name, i)}`;
-      item.figure.classList.toggle("xe-selected", item.name === name);
-    }
-    slider.value = String(i);
-    const seconds = data.seconds[i];
-    frameLabel.textContent = `frame ${data.times[i]} · ${seconds == null ? "" : seconds.toFixed(2) + " s"} · ${i + 1}/${T}`;
-    frameLabel.dataset.frame = String(data.times[i]);
-    badge.style.display = data.face_found[i] ? "none" : "block";
-    const region = model.get("region");
-    const rows = heatRows(name);
-    regionLabel.textContent = region
-      ? `${region}: ${fmt(rows[data.regions.indexOf(region)][i])} (${model.get("value")}) · top: ${topRegion(name, i)}`
-      : `top region: ${topRegion(name, i)} · click the heatmap to pick a region`;
-    moveCursor(heatmapDiv, heatCursor, i);
-    moveCursor(seriesDiv, seriesCursor, i);
-    drawAgreement(i);
-    root.dataset.frame = String(data.times[i]);
-    root.dataset.lastDrawMs = (performance.now() - started).toFixed(2);
-  }
-
-  function showMethod() {
-    methodSelect.value = model.get("method");
-    drawColourbar();
-    drawPlots();
-    showFrame();
-  }
-
-  // ---- playback ----
+/** Steps through the frames at the video's rate times `speed` while `playing`. */
+function createPlayback(view) {
+  const { model, T } = view;
   let raf = null;
   let lastTick = 0;
   let lastSync = 0;
   function tick(now) {
-    if (!model.get("playing")) { raf = null; return; }
-    const interval = 1000 / (data.fps * model.get("speed"));
+    raf = null;
+    if (!model.get("playing")) return;
+    const interval = 1000 / (view.data.fps * model.get("speed"));
     if (now - lastTick >= interval) {
       const steps = Math.max(1, Math.floor((now - lastTick) / interval));
       lastTick = now;
-      const i = index() + steps;
+      const i = view.index() + steps;
       if (i >= T - 1) {
-        seekIndex(T - 1);
-        setTrait("playing", false);
+        view.seek(T - 1);
+        view.set("playing", false);
         return;
       }
       const sync = now - lastSync > SYNC_INTERVAL_MS;
       if (sync) lastSync = now;
-      seekIndex(i, sync);
+      view.seek(i, sync);
     }
     raf = requestAnimationFrame(tick);
   }
-  function onPlaying() {
+  function follow(first) {
     const playing = model.get("playing");
-    playButton.textContent = playing ? "❚❚" : "▶";
     if (playing && raf === null) {
-      if (index() >= T - 1) seekIndex(0, false);
+      if (view.index() >= T - 1) view.seek(0, false);
       lastTick = performance.now();
       raf = requestAnimationFrame(tick);
     }
-    if (!playing) model.save_changes();
+    if (!playing && !first) model.save_changes(); // the frame reached, which playing synced sparsely
   }
+  return { follow, stop: () => raf !== null && cancelAnimationFrame(raf) };
+}
 
-  // ---- events ----
-  const listen = (node, event, f) => {
-    node.addEventListener(event, f);
-    disposers.push(() => node.removeEventListener(event, f));
-  };
-  listen(methodSelect, "change", () => setTrait("method", methodSelect.value));
-  listen(valueSelect, "change", () => setTrait("value", valueSelect.value));
-  listen(colourSelect, "change", () => setTrait("colour", colourSelect.value));
-  listen(opacity, "input", () => setTrait("opacity", Number(opacity.value)));
-  listen(outlines, "change", () => setTrait("outlines", outlines.checked));
-  listen(speedSelect, "change", () => setTrait("speed", Number(speedSelect.value)));
-  listen(slider, "input", () => seekIndex(Number(slider.value)));
-  listen(firstButton, "click", () => seekIndex(0));
-  listen(prevButton, "click", () => seekIndex(index() - 1));
-  listen(nextButton, "click", () => seekIndex(index() + 1));
-  listen(lastButton, "click", () => seekIndex(T - 1));
-  listen(playButton, "click", () => setTrait("playing", !model.get("playing")));
-  listen(agreementCanvas, "click", (event) => {
-    const box = agreementCanvas.getBoundingClientRect();
-    seekIndex(Math.floor(((event.clientX - box.left) / box.width) * T));
-  });
-  listen(root, "keydown", (event) => {
-    if (event.target.tagName === "SELECT" || event.target.tagName === "INPUT" && event.target.type !== "range") return;
-    if (event.key === "ArrowRight") { seekIndex(index() + 1); event.preventDefault(); }
-    if (event.key === "ArrowLeft") { seekIndex(index() - 1); event.preventDefault(); }
-    if (event.key === " ") { setTrait("playing", !model.get("playing")); event.preventDefault(); }
-  });
-
-  const handlers = {
-    "change:frame": showFrame,
-    "change:method": showMethod,
-    "change:value": () => { valueSelect.value = model.get("value"); drawPlots(); showFrame(); },
-    "change:colour": () => { colourSelect.value = model.get("colour"); drawColourbar(); drawPlots(); showFrame(); },
-    "change:opacity": () => { opacity.value = model.get("opacity"); showFrame(); },
-    "change:outlines": () => { outlines.checked = model.get("outlines"); showFrame(); },
-    "change:region": () => { restyleSeries(); moveRowBox(); showFrame(); },
-    "change:playing": onPlaying,
-    "change:speed": () => { speedSelect.value = String(model.get("speed")); },
-  };
-  for (const [event, f] of Object.entries(handlers)) {
-    model.on(event, f);
-    disposers.push(() => model.off(event, f));
+function createFrameInfo(view) {
+  const { data, model } = view;
+  const strip = h("canvas", { class: "xe-strip", width: String(data.display[1]), height: "6" });
+  drawNoFaceStrip(strip, data.face_found);
+  const frameLabel = h("div", { class: "xe-frame-label" });
+  const regionLabel = h("div", { class: "xe-region-label" });
+  function update(key) {
+    if (!PICTURE.has(key)) return;
+    const i = view.index();
+    const [name, region] = [model.get("method"), model.get("region")];
+    const seconds = data.seconds[i];
+    frameLabel.textContent = `frame ${data.times[i]} · ${seconds == null ? "" : seconds.toFixed(2) + " s"} · ${i + 1}/${view.T}`;
+    frameLabel.dataset.frame = String(data.times[i]);
+    const value = region ? fmt(view.rows(name)[data.regions.indexOf(region)][i]) : null;
+    regionLabel.textContent = region
+      ? `${region}: ${value} (${model.get("value")}) · top: ${topRegion(view, name, i)}`
+      : `top region: ${topRegion(view, name, i)} · click the heatmap to pick a region`;
   }
+  return { node: part(strip, frameLabel, regionLabel).node, update, dispose() {} };
+}
 
-  // ---- start ----
-  drawStrip();
-  drawColourbar();
-  buildAgreementTable();
-  showFrame();
-  let stopped = false;
-  if (!decodedByModel.has(model)) decodedByModel.set(model, decodeAll(data));
-  Promise.all([decodedByModel.get(model), loadPlotly(model)])
-    .then(async ([result, plotly]) => {
-      if (stopped) return;
-      decoded = result;
-      Plotly = plotly;
-      await drawPlots();
-      const onClick = (event) => {
-        const point = event.points && event.points[0];
-        if (!point) return;
-        const i = position.get(Number(point.x));
-        if (i === undefined) return;
-        const region = typeof point.y === "string" ? point.y : point.data.name;
-        model.set("region", region);
-        seekIndex(i);
-      };
-      heatmapDiv.on("plotly_click", onClick);
-      seriesDiv.on("plotly_click", onClick);
-      const follow = () => { moveCursor(heatmapDiv, heatCursor, index()); moveCursor(seriesDiv, seriesCursor, index()); moveRowBox(); };
-      heatmapDiv.on("plotly_relayout", follow);
-      seriesDiv.on("plotly_relayout", follow);
-      showFrame();
-      root.dataset.ready = "1";
-    })
-    .catch((error) => {
-      messages.append(h("div", { class: "xe-message xe-error", text: `The explorer could not start: ${error}` }));
-      root.dataset.error = String(error);
-      throw error;
-    });
-  if (model.get("playing")) onPlaying();
+function drawNoFaceStrip(strip, faceFound) {
+  const c = strip.getContext("2d");
+  const T = faceFound.length;
+  c.clearRect(0, 0, strip.width, strip.height);
+  c.fillStyle = "#d62728";
+  faceFound.forEach((found, i) => {
+    if (found) return;
+    const x0 = Math.floor((i / T) * strip.width);
+    const x1 = Math.ceil(((i + 1) / T) * strip.width);
+    c.fillRect(x0, 0, Math.max(1, x1 - x0), strip.height);
+  });
+}
 
-  return () => {
-    stopped = true;
-    if (raf !== null) cancelAnimationFrame(raf);
-    for (const f of disposers) f();
-    if (Plotly) { Plotly.purge(heatmapDiv); Plotly.purge(seriesDiv); }
+function createColourbar(view) {
+  const canvas = h("canvas", { class: "xe-colourbar", width: "256", height: "10" });
+  const label = h("div", { class: "xe-colourbar-label" });
+  function update(key) {
+    if (key !== "all" && key !== "method" && key !== "colour") return;
+    const name = view.model.get("method");
+    const c = canvas.getContext("2d");
+    const lut = view.lut(name);
+    for (let x = 0; x < canvas.width; x++) {
+      c.fillStyle = rgb(lut[Math.round((x / (canvas.width - 1)) * 255)]);
+      c.fillRect(x, 0, 1, canvas.height);
+    }
+    label.textContent = colourbarText(view, name);
+  }
+  return { node: part(canvas, label).node, update, dispose() {} };
+}
+
+function colourbarText(view, name) {
+  if (!view.data.overlay) return "";
+  const scale = fmt(view.data.overlay.scale[name]);
+  return view.diverging(name) ? `pixel attribution  −${scale} … 0 … +${scale}` : `pixel |attribution|  0 … ${scale}`;
+}
+
+// --- the plots: region × time heatmap and per-region series (plotly) ------------------
+
+/** The plot area of a figure laid out by `plotLayout` (fixed margins), with the axis
+ * ranges plotly chose; plotly writes them back into the layout it was given. */
+function plotArea(div) {
+  const { width, height, margin, xaxis, yaxis } = div.layout || {};
+  if (!xaxis || !xaxis.range || !yaxis || !yaxis.range) return null;
+  const area = { left: margin.l, top: margin.t, width: width - margin.l - margin.r, height: height - margin.t - margin.b };
+  const [x0, x1] = xaxis.range;
+  const [y0, y1] = yaxis.range;
+  area.x = (v) => ((v - x0) / (x1 - x0)) * area.width; // pixels from the area's left edge
+  area.y = (v) => ((y1 - v) / (y1 - y0)) * area.height; // pixels from its top edge
+  return area;
+}
+
+function plotLayout(view, { height, margin, title }) {
+  return {
+    width: PLOT_WIDTH, height, margin: { ...margin, autoexpand: false },
+    title: { text: title, font: { size: 13 }, x: 0.02 },
+    xaxis: { title: { text: "frame", font: { size: 11 } }, zeroline: false },
+    shapes: noFaceShapes(view.data), paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: "sans-serif", color: view.textColour() },
   };
 }
 
-export default { render };
+function noFaceShapes(data) {
+  const shapes = [];
+  let start = null;
+  for (let i = 0; i <= data.times.length; i++) {
+    const missing = i < data.times.length && !data.face_found[i];
+    if (missing && start === null) start = i;
+    if (!missing && start !== null) {
+      shapes.push({ type: "rect", xref: "x", yref: "paper", x0: data.times[start] - 0.5, x1: data.times[i - 1] + 0.5,
+        y0: 0, y1: 1, fillcolor: "rgba(120,120,120,0.45)", line: { width: 0 } });
+      start = null;
+    }
+  }
+  return shapes;
+}
+
+/** A click on a cell or a line point: show that frame and region. */
+function pick(view, event) {
+  const point = event.points && event.points[0];
+  if (!point) return;
+  const i = view.shared.position.get(Number(point.x));
+  if (i === undefined) return;
+  view.model.set("region", typeof point.y === "string" ? point.y : point.data.name);
+  view.seek(i);
+}
+
+/** A plotly figure from `figure()` with a cursor on the shown frame; `place(area)` puts
+ * the component's other marks, `restyle(Plotly, div)` follows a region change. */
+function createPlot(view, cls, { figure, marks = [], place = () => {}, restyle = () => {} }) {
+  const div = h("div", { class: cls });
+  const cursor = h("div", { class: "xe-cursor" });
+  let bound = false;
+  function follow() {
+    const area = plotArea(div);
+    if (!area) return;
+    const x = area.left + area.x(view.data.times[view.index()]);
+    cursor.style.display = x >= area.left - 1 && x <= area.left + area.width + 1 ? "block" : "none";
+    Object.assign(cursor.style, { left: `${x}px`, top: `${area.top}px`, height: `${area.height}px` });
+    place(area);
+  }
+  async function draw() {
+    const Plotly = view.shared.plotly;
+    if (!Plotly) return;
+    const { data, layout } = figure();
+    await Plotly.react(div, data, layout, PLOT_CONFIG);
+    if (!bound) {
+      bound = true;
+      div.on("plotly_click", (event) => pick(view, event));
+      div.on("plotly_relayout", follow);
+    }
+    follow();
+  }
+  function update(key) {
+    if (FIGURE.has(key)) return draw();
+    if (key === "region" && bound) restyle(view.shared.plotly, div);
+    if (key === "frame" || key === "region") follow();
+  }
+  return { node: h("div", { class: "xe-plotbox" }, div, cursor, ...marks), update,
+    dispose: () => bound && view.shared.plotly.purge(div) };
+}
+
+function createHeatmap(view) {
+  const rowBox = h("div", { class: "xe-rowbox" });
+  function place(area) {
+    const r = view.data.regions.indexOf(view.model.get("region"));
+    rowBox.style.display = r < 0 ? "none" : "block";
+    if (r < 0) return;
+    const [y0, y1] = [area.y(r - 0.5), area.y(r + 0.5)];
+    Object.assign(rowBox.style, { left: `${area.left}px`, width: `${area.width}px`,
+      top: `${area.top + Math.min(y0, y1)}px`, height: `${Math.abs(y1 - y0)}px` });
+  }
+  return createPlot(view, "xe-heatmap", { figure: () => heatmapFigure(view), marks: [rowBox], place });
+}
+
+function heatmapFigure(view) {
+  const { data, model } = view;
+  const name = model.get("method");
+  const diverging = view.diverging(name);
+  // magnitude colours for a signed method show |value|: a strongly negative region
+  // must not look like "nothing"
+  const magnitudes = !diverging && !!data.signed[name];
+  const z = magnitudes ? view.rows(name).map((row) => row.map((v) => (v == null ? null : Math.abs(v)))) : view.rows(name);
+  // the colour range leaves out the background row (its big sums would wash out the
+  // face); background cells beyond the range saturate, their values are in the hover.
+  const m = finiteMax(z, data.regions.indexOf("background"));
+  const trace = {
+    type: "heatmap", z, x: data.times, y: data.regions,
+    colorscale: colourscale(view.lut(name)), zmin: diverging ? -m : 0, zmax: m, xgap: 0, ygap: 1,
+    hovertemplate: `frame %{x}<br>%{y}: %{z:.4g}${magnitudes ? " (|value|)" : ""}<extra></extra>`,
+    colorbar: { thickness: 10, len: 0.95, outlinewidth: 0 },
+  };
+  // the right margin holds the colour bar and its tick labels
+  const layout = plotLayout(view, { height: 40 + 22 * data.regions.length + 45,
+    margin: { l: 90, r: 90, t: 30, b: 45 }, title: `${name}: ${model.get("value")} by region and frame` });
+  layout.yaxis = { autorange: "reversed", fixedrange: true, tickfont: { size: 11 } };
+  return { data: [trace], layout };
+}
+
+function createSeries(view) {
+  const restyle = (Plotly, div) => {
+    const styles = view.data.regions.map((region) => lineStyle(view, region));
+    Plotly.restyle(div, { "line.width": styles.map((s) => s.width), opacity: styles.map((s) => s.opacity) });
+  };
+  return createPlot(view, "xe-series", { figure: () => seriesFigure(view), restyle });
+}
+
+function lineStyle(view, region) {
+  const chosen = view.model.get("region");
+  return { width: region === chosen ? 3 : 1.2, opacity: chosen && region !== chosen ? 0.45 : 1 };
+}
+
+function seriesFigure(view) {
+  const { data, model } = view;
+  const rows = view.rows(model.get("method"));
+  const traces = data.regions.map((region, r) => ({
+    type: "scatter", mode: "lines", x: data.times, y: rows[r], name: region,
+    line: { color: data.colours[region] === "#000000" ? "#777777" : data.colours[region], width: lineStyle(view, region).width },
+    opacity: lineStyle(view, region).opacity,
+    visible: region === "background" ? "legendonly" : true,
+    hovertemplate: `${region}<br>frame %{x}: %{y:.4g}<extra></extra>`,
+  }));
+  // the right margin holds the legend
+  const layout = plotLayout(view, { height: 320, margin: { l: 60, r: 120, t: 28, b: 40 },
+    title: `per-region ${model.get("value")} over time` });
+  Object.assign(layout, { yaxis: { zeroline: true, zerolinecolor: "#bbb" }, legend: { font: { size: 10 } } });
+  return { data: traces, layout };
+}
+
+// --- comparing the methods: thumbnails and rank agreement --------------------------------
+
+function createCompare(view) {
+  const title = h("div", { class: "xe-section-title", text: "Every method at this frame (click one to show it above)" });
+  return compose(h("div", { class: "xe-compare" }), [part(title), createThumbnails(view), createAgreement(view)]);
+}
+
+function createThumbnails(view) {
+  const [DH, DW] = view.data.display;
+  const items = view.data.explainers.map((name) => {
+    const canvas = h("canvas", { class: "xe-compare-canvas", width: String(Math.round(DW * 0.6)), height: String(Math.round(DH * 0.6)) });
+    const caption = h("figcaption", {});
+    return { name, canvas, caption, node: h("figure", { class: "xe-compare-item", "data-explainer": name }, canvas, caption) };
+  });
+  const off = items.map((item) => listen(item.node, "click", () => view.set("method", item.name)));
+  function update(key) {
+    if (!PICTURE.has(key)) return;
+    const i = view.index();
+    for (const item of items) {
+      paintFrame(view, item.canvas, item.name, i, false);
+      item.caption.textContent = `${item.name} · top: ${topRegion(view, item.name, i)}`;
+      item.node.classList.toggle("xe-selected", item.name === view.model.get("method"));
+    }
+  }
+  const node = h("div", { class: "xe-compare-row" }, ...items.map((item) => item.node));
+  return { node, update, dispose: () => off.forEach((f) => f()) };
+}
+
+function createAgreement(view) {
+  const { data } = view;
+  if (!data.agreement) return part(h("div", { class: "xe-note", text: "One method in this cube: nothing to compare." }));
+  const canvas = h("canvas", { class: "xe-agreement-canvas", width: "560", height: "70" });
+  const label = h("div", { class: "xe-agreement-label" });
+  const section = (text, ...nodes) => h("div", {}, h("div", { class: "xe-section-title", text }), ...nodes);
+  const node = h("div", { class: "xe-agreement" },
+    section("Rank agreement over region × time (Spearman)", agreementTable(data)),
+    section("Per frame: mean pairwise Spearman over regions", canvas, label));
+  const off = listen(canvas, "click", (event) => {
+    const box = canvas.getBoundingClientRect();
+    view.seek(Math.floor(((event.clientX - box.left) / box.width) * view.T));
+  });
+  function update(key) {
+    if (key !== "all" && key !== "frame") return;
+    const i = view.index();
+    drawAgreement(canvas, data.agreement.per_frame, i);
+    label.textContent = `frame ${data.times[i]}: ρ = ${fmt(data.agreement.per_frame[i])}`;
+  }
+  return { node, update, dispose: off };
+}
+
+function agreementTable(data) {
+  const table = h("table", { class: "xe-agreement-table" });
+  table.append(h("tr", {}, h("th", {}), ...data.explainers.map((name) => h("th", { text: name }))));
+  data.agreement.matrix.forEach((row, a) => {
+    const cells = row.map((v) => {
+      const cell = h("td", { text: v == null ? "–" : v.toFixed(2) });
+      if (v != null) cell.style.background = rgb(data.luts.diverging[Math.round((v + 1) * 127.5)]);
+      if (v != null && Math.abs(v) > 0.6) cell.style.color = "#fff";
+      return cell;
+    });
+    table.append(h("tr", {}, h("th", { text: data.explainers[a] }), ...cells));
+  });
+  return table;
+}
+
+/** The per-frame agreement curve on [-1, 1], with a cursor at column i. */
+function drawAgreement(canvas, perFrame, i) {
+  const c = canvas.getContext("2d");
+  const { width: W, height: H } = canvas;
+  const x = (k) => (k + 0.5) * (W / perFrame.length);
+  const y = (v) => H - 4 - ((v + 1) / 2) * (H - 8);
+  const line = (colour, width, points) => { // a null point breaks the line
+    c.strokeStyle = colour;
+    c.lineWidth = width;
+    c.beginPath();
+    points.forEach((p, k) => p && (points[k - 1] ? c.lineTo(...p) : c.moveTo(...p)));
+    c.stroke();
+  };
+  c.clearRect(0, 0, W, H);
+  line("#bbb", 1, [[0, y(0)], [W, y(0)]]);
+  line("#1f77b4", 1.5, perFrame.map((v, k) => (v == null ? null : [x(k), y(v)])));
+  c.fillStyle = "#888";
+  c.font = "9px sans-serif";
+  c.fillText("+1", 2, 10);
+  c.fillText("0", 2, y(0) - 2);
+  c.fillText("−1", 2, H - 2);
+  line("#d62728", 1.5, [[x(i), 0], [x(i), H]]);
+}
+
+// --- the widget -------------------------------------------------------------------------
+
+function keyboard(view) {
+  return (event) => {
+    const target = event.target;
+    if (target.tagName === "SELECT" || (target.tagName === "INPUT" && target.type !== "range")) return;
+    const action = { ArrowRight: () => view.seek(view.index() + 1), ArrowLeft: () => view.seek(view.index() - 1),
+      " ": view.togglePlaying }[event.key];
+    if (!action) return;
+    action();
+    event.preventDefault();
+  };
+}
+
+/** One view of a model: the components, wired to the model's traits. */
+function render({ model, el }, shared = createShared(model)) {
+  const root = h("div", { class: "xe", tabindex: "0" });
+  const view = createView(model, shared, root);
+  const messages = createMessages(view.data);
+  const plots = compose(h("div", { class: "xe-plots" }), [createHeatmap(view), createSeries(view)]);
+  const main = compose(h("div", { class: "xe-main" }), [createPlayer(view), plots]);
+  const widget = compose(root, [createControls(view), messages, main, createCompare(view)]);
+  const update = (key) => {
+    const started = performance.now();
+    const done = widget.update(key);
+    root.dataset.frame = String(view.data.times[view.index()]);
+    root.dataset.lastDrawMs = (performance.now() - started).toFixed(2);
+    return done;
+  };
+  const handlers = TRAITS.map((key) => [`change:${key}`, () => update(key)]);
+  for (const [event, f] of handlers) model.on(event, f);
+  const offKeys = listen(root, "keydown", keyboard(view));
+  el.append(root);
+  update("all");
+  let stopped = false;
+  shared.ready
+    .then(() => !stopped && update("ready").then(() => { root.dataset.ready = "1"; }))
+    .catch((error) => {
+      messages.error(`The explorer could not start: ${error}`);
+      root.dataset.error = String(error);
+      throw error;
+    });
+  return () => {
+    stopped = true;
+    offKeys();
+    for (const [event, f] of handlers) model.off(event, f);
+    widget.dispose();
+  };
+}
+
+/** The anywidget front-end. anywidget calls this once per model, so `shared` (the
+ * decode, the outline cache) is per model and shared by all of that model's views. */
+export function createWidget() {
+  let shared = null;
+  return {
+    initialize({ model }) {
+      shared = createShared(model);
+    },
+    render: ({ model, el }) => render({ model, el }, shared || createShared(model)),
+  };
+}
+
+export default createWidget;

@@ -15,12 +15,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..regions import FaceCrop  # TODO-A
+from ..crop import FaceCrop
 from ..errors import ExpressoError, MethodError, ModelError
 from ..faces import FaceTrack
-from ..regions import RegionMap, get_scheme, region_map
-def label_encoding(exclusive): return "index" if exclusive else "bits"  # TODO-A
-def label_dtype(encoding): return np.dtype(np.uint8 if encoding == "index" else np.uint16)  # TODO-A
+from ..regions import RegionMap, get_scheme, label_dtype, label_encoding, region_map
 from .base import ClipContext, Method, MethodResult, check_output, get_method
 
 
@@ -111,13 +109,9 @@ def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, re
             :class:`ClipContext`).
 
     Example:
-        >>> import expresso_xai as ex
-        >>> from expresso_xai.testing import tiny_model
-        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=16)
-        >>> faces = ex.track_faces(video, progress=False)
-        >>> model = tiny_model(input_size=(64, 64))
-        >>> crop = ex.FaceCrop.from_track(faces, size=model.input_size)
-        >>> ctx = prepare_clip(model, video.frames, faces, crop)
+        >>> from expresso_xai.testing import clip_inputs
+        >>> model, frames, faces, crop = clip_inputs(input_size=(64, 64))
+        >>> ctx = prepare_clip(model, frames, faces, crop)
         >>> ctx.frames.shape, ctx.target, ctx.region_map.names[0]
         ((16, 64, 64, 3), 0, 'right_eye')
     """
@@ -150,12 +144,8 @@ def run_methods(ctx: ClipContext, methods: Iterable[str] | Mapping[str, Method])
     ctx.cache`` afterwards).
 
     Example:
-        >>> import expresso_xai as ex
-        >>> from expresso_xai.testing import tiny_model
-        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=16)
-        >>> faces = ex.track_faces(video, progress=False)
-        >>> model = tiny_model(input_size=(64, 64))
-        >>> ctx = prepare_clip(model, video.frames, faces, ex.FaceCrop.from_track(faces, size=(64, 64)))
+        >>> from expresso_xai.testing import clip_inputs
+        >>> ctx = prepare_clip(*clip_inputs(input_size=(64, 64)))
         >>> results = run_methods(ctx, ["gradcam", "saliency"])
         >>> results["saliency"].region_time.shape, "gradients" in ctx.cache
         ((16, 12), True)

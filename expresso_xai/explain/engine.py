@@ -23,12 +23,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..regions import FaceCrop  # TODO-A
+from ..clips import iter_clips
+from ..crop import FaceCrop
 from ..errors import ModelError, NoFaceWarning
 from ..faces import FaceTrack, track_faces
-def label_encoding(exclusive): return "index" if exclusive else "bits"  # TODO-A
-def label_dtype(encoding): return np.dtype(np.uint8 if encoding == "index" else np.uint16)  # TODO-A
-from ..video import FrameHasher, Video, iter_clips, load_video
+from ..regions import label_dtype, label_encoding
+from ..video import FrameHasher, Video, load_video
 from .clip import prepare_clip, run_methods
 from .plan import ExplainPlan, plan_explain
 from .state import ExplainState
@@ -341,6 +341,7 @@ def run_attrs(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Exp
         "gradcam_layer": model.gradcam_layer_name if plan.layer is not None else "",
         "video_source": source.source,
         "video_hash": source.content_hash(),
+        "video_n_frames": len(source.faces),  # the frames video_hash covers, from time[0]
         "video_fps": float(source.fps),
         "video_frame_size": list(source.frame_size),
         "region_scheme": plan.scheme.name,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path
 from .base import ClipContext, MethodResult
 
 log = logging.getLogger(__name__)
@@ -164,10 +164,8 @@ class ExplainState:
         arrays = {f"state_{name}": getattr(self, name) for name in ARRAYS if getattr(self, name) is not None}
         arrays.update({f"stat_{key}": np.asarray(values) for key, values in self.clip_stats.items()})
         meta = {"fingerprint": fingerprint, **{name: getattr(self, name) for name in COUNTERS}}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial.npz")
-        np.savez(partial, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            np.savez(partial, meta=np.array(json.dumps(meta)), **arrays)
         log.info("checkpoint %s: %d clips done", path, self.done)
 
     def load(self, path: str | Path, fingerprint: str) -> bool:

@@ -29,7 +29,8 @@ def video_clips(frames: np.ndarray, clip_length: int, stride: int) -> list[np.nd
         ...                                                  * np.ones((1, 2, 2, 3), np.uint8), 16, 10)]
         [0, 10, 20, 24]
     """
-    from ..video import Video, iter_clips
+    from ..clips import iter_clips
+    from ..video import Video
 
     return [clip.frames for clip in iter_clips(Video.from_array(frames), clip_length, stride)]
 

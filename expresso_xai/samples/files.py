@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path
 from .animate import render
 from .spec import SCORE_MAX, Sample, SampleSpec
 
@@ -35,17 +36,17 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float) -> Path:
     from ..errors import VideoReadError
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
     height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), fourcc, float(fps), (width, height))
-    if not writer.isOpened():
-        raise VideoReadError(f"{path}: OpenCV cannot open a video writer for this file type")
-    try:
-        for frame in frames:
-            writer.write(np.ascontiguousarray(frame[..., ::-1]))
-    finally:
-        writer.release()
+    with atomic_path(path) as partial:
+        writer = cv2.VideoWriter(str(partial), fourcc, float(fps), (width, height))
+        if not writer.isOpened():
+            raise VideoReadError(f"{path}: OpenCV cannot open a video writer for this file type")
+        try:
+            for frame in frames:
+                writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        finally:
+            writer.release()
     return path
 
 
@@ -66,7 +67,7 @@ def write_openface_csv(sample: Sample, path: str | Path) -> Path:
               + [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
               + [f"{au}_r" for au in OPENFACE_AUS_R] + [f"{au}_c" for au in OPENFACE_AUS_C])
     path = Path(path)
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as partial, partial.open("w", newline="") as handle:
         handle.write(", ".join(header) + "\n")
         for t in range(n):
             row = [str(t + 1), "0", f"{t / fps:.3f}", "0.98", "1"]
@@ -95,7 +96,8 @@ def write_sample(sample: Sample, out_dir: str | Path, name: str | None = None) -
         "truth": out_dir / f"{name}.json",
         "openface": write_openface_csv(sample, out_dir / f"{name}.openface.csv"),
     }
-    paths["truth"].write_text(json.dumps(sample.truth, indent=1))
+    with atomic_path(paths["truth"]) as partial:
+        partial.write_text(json.dumps(sample.truth, indent=1))
     return paths
 
 
@@ -201,7 +203,7 @@ def make_cohort(
             truth = json.loads(truth_path.read_text())
         rows.append({"video": f"{name}.mp4", "participant": name, "score": truth["score"], "split": split_of[i]})
     manifest = out_dir / "manifest.csv"
-    with manifest.open("w", newline="") as handle:
+    with atomic_path(manifest) as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["video", "participant", "score", "split"])
         writer.writeheader()
         writer.writerows(rows)

@@ -14,8 +14,10 @@ import pandas as pd
 import traitlets
 import xarray as xr
 
-from ..cube import _check_cube
+from ..cube import check_cube
+from ..cube.views import VALUES
 from ..errors import CubeError
+from ..files import atomic_path
 from . import payload
 
 FRONTEND = Path(__file__).resolve().parent / "frontend"
@@ -62,7 +64,7 @@ class Explorer(anywidget.AnyWidget):
 
     Example:
         >>> import expresso_xai as ex
-        >>> from expresso_xai.cube import example_cube
+        >>> from expresso_xai.testing import example_cube
         >>> explorer = ex.widgets.Explorer(example_cube(pixels=True))
         >>> explorer.method, explorer.frame
         ('gradcam', 0)
@@ -89,7 +91,7 @@ class Explorer(anywidget.AnyWidget):
     def __init__(self, cube: xr.Dataset, video=None, *, method: str | None = None, **kwargs):
         if not isinstance(cube, xr.Dataset):
             raise CubeError(f"Explorer needs an attribution cube (xarray.Dataset), got {type(cube).__name__}")
-        _check_cube(cube, "the cube")
+        check_cube(cube)
         self._cube = cube
         self._times = cube["time"].values.astype(np.int64)
         self._position = {int(t): i for i, t in enumerate(self._times)}  # frame number -> column
@@ -126,8 +128,8 @@ class Explorer(anywidget.AnyWidget):
 
     @traitlets.validate("value")
     def _valid_value(self, proposal):
-        if proposal["value"] not in payload.VALUES:
-            raise traitlets.TraitError(f"value must be one of {payload.VALUES}, got {proposal['value']!r}")
+        if proposal["value"] not in VALUES:
+            raise traitlets.TraitError(f"value must be one of {VALUES}, got {proposal['value']!r}")
         return proposal["value"]
 
     @traitlets.validate("colour")
@@ -179,7 +181,7 @@ class Explorer(anywidget.AnyWidget):
 
         Example:
             >>> import expresso_xai as ex
-            >>> from expresso_xai.cube import example_cube
+            >>> from expresso_xai.testing import example_cube
             >>> explorer = ex.widgets.Explorer(example_cube())
             >>> explorer.select(frame=2, region="nose", method="integrated_gradients")
             >>> explorer.frame, explorer.region, explorer.method
@@ -209,7 +211,7 @@ class Explorer(anywidget.AnyWidget):
 
         Example:
             >>> import expresso_xai as ex, tempfile, pathlib
-            >>> from expresso_xai.cube import example_cube
+            >>> from expresso_xai.testing import example_cube
             >>> path = pathlib.Path(tempfile.mkdtemp()) / "explorer.html"
             >>> ex.widgets.Explorer(example_cube()).save_html(path).stat().st_size > 1_000_000
             True
@@ -226,8 +228,11 @@ class Explorer(anywidget.AnyWidget):
         state["_data"] = self._data
 
         def script_safe(text: str) -> str:
-            return text.replace("</", "<\\/")
+            # "</script" would end the element and "<!--" followed by "<script" would stop
+            # the next "</script>" from ending it (the page goes blank): neither may appear.
+            return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
+        state_json = json.dumps(state, allow_nan=False).replace("<", "\\u003c")  # no markup inside
         esm = _frontend_file("explorer.js").read_text(encoding="utf-8")
         css = _frontend_file("explorer.css").read_text(encoding="utf-8")
         title = html.escape(self._data.get("title", "expresso-xai explorer"))
@@ -241,16 +246,17 @@ class Explorer(anywidget.AnyWidget):
 </head>
 <body class="xe-standalone">
 <div id="xe-root"></div>
-<script type="application/json" id="xe-state">{script_safe(json.dumps(state, allow_nan=False))}</script>
+<script type="application/json" id="xe-state">{state_json}</script>
 <script type="module">
 {esm}
-const state = JSON.parse(document.getElementById("xe-state").textContent);
-render({{ model: standaloneModel(state), el: document.getElementById("xe-root") }});
+const model = standaloneModel(JSON.parse(document.getElementById("xe-state").textContent));
+const widget = createWidget();
+await widget.initialize({{ model }});
+widget.render({{ model, el: document.getElementById("xe-root") }});
 </script>
 </body>
 </html>
 """
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(document, encoding="utf-8")
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            partial.write_text(document, encoding="utf-8")
         return path

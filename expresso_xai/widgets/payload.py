@@ -8,24 +8,40 @@ starts, so the same data drive the live widget and the standalone HTML file:
   99.5th percentile of |attribution| over the whole video, so frames compare), deflated;
 - each pixel's region (uint8 indices or uint16 bit flags), deflated, for outlines;
 - the region x time values (attribution, density, share) and the rank agreement.
+
+The payload's shape is written down once, as the JSDoc ``@typedef Payload`` at the top
+of ``widgets/explorer.js``; :func:`build` makes exactly that object. The conventions in
+it are decided here, in Python, from their one home each: the value names and views
+(:mod:`expresso_xai.cube.views`: ``VALUES``, ``value_view``), whether an explainer is
+signed (``is_signed``) and the region label encoding (:mod:`expresso_xai.regions`:
+``relabel``); the front-end only follows them.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from ..errors import CubeError, VideoReadError
-from ..regions import REGION_COLOURS, FaceCrop
+from ..crop import FaceCrop
+from ..cube.views import VALUE_LABELS, VALUES, is_signed, value_view
+from ..errors import CubeError, ExpressoWarning, VideoReadError
+from ..regions import REGION_COLOURS, relabel
 
 DISPLAY_SIZE = 256  # the player's side in pixels (model input scaled by a whole factor)
 LARGE_PAYLOAD_MB = 250  # beyond this, a browser tab struggles: warn and suggest a stretch
-VALUES = ("attribution", "density", "share")
+
+NO_PIXELS = ("This cube has no pixel maps, so there is no overlay: explain with "
+             "ex.explain(..., keep_pixels=True) to draw attributions on the frames.")
+NO_CROP = ("The cube has no crop_matrix, so its pixel maps cannot be placed on the video: "
+           "the overlay is drawn on a plain background.")
+NO_VIDEO = ("No video given: overlays are drawn on a plain background "
+            "(Explorer(cube, video) shows them on the frames).")
 
 
 def _b64(data: bytes) -> str:
@@ -54,25 +70,6 @@ def _finite(values: np.ndarray) -> list:
     return out.tolist()
 
 
-def heat_values(cube: xr.Dataset) -> dict[str, dict[str, np.ndarray]]:
-    """``{explainer: {value: (region, time) array}}`` for the heatmap and time series:
-    the cube's attribution and its ``.xai`` views (density per pixel, share of the total)."""
-    views = {"attribution": cube["attribution"].astype(np.float64), "density": cube.xai.density(),
-             "share": cube.xai.share()}
-    views = {value: view.transpose("explainer", "region", "time").values for value, view in views.items()}
-    return {name: {value: view[e] for value, view in views.items()}
-            for e, name in enumerate(cube["explainer"].values.tolist())}
-
-
-def is_signed(values: np.ndarray) -> bool:
-    """Whether an explainer's values go below zero by more than float noise."""
-    values = np.asarray(values, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return False
-    return bool(finite.min() < -1e-6 * max(np.abs(finite).max(), 1e-30))
-
-
 def _scale(values: np.ndarray) -> float:
     magnitude = np.abs(values[np.isfinite(values)])
     magnitude = magnitude[magnitude > 0]
@@ -81,7 +78,12 @@ def _scale(values: np.ndarray) -> float:
 
 def quantise(pixels: np.ndarray, signed: bool, scale: float) -> np.ndarray:
     """uint8 codes of a pixel map, ``value / scale`` clipped: signed maps use 1..255 with
-    0 at exactly 128 (so a zero is transparent), magnitudes use 0..255."""
+    0 at exactly 128 (so a zero is transparent), magnitudes use 0..255.
+
+    Example:
+        >>> quantise(np.array([-2.0, 0.0, 0.5]), signed=True, scale=1.0).tolist()
+        [1, 128, 192]
+    """
     v = np.nan_to_num(np.asarray(pixels, np.float64) / scale)
     if signed:
         return np.round(128 + 127 * np.clip(v, -1, 1)).astype(np.uint8)
@@ -89,61 +91,152 @@ def quantise(pixels: np.ndarray, signed: bool, scale: float) -> np.ndarray:
 
 
 def decode(codes: np.ndarray, signed: bool) -> np.ndarray:
-    """The inverse of :func:`quantise`, in units of the scale (what explorer.js does)."""
+    """The inverse of :func:`quantise`, in units of the scale (what explorer.js does).
+
+    Example:
+        >>> decode(np.array([1, 128, 255]), signed=True).tolist()
+        [-1.0, 0.0, 1.0]
+    """
     codes = np.asarray(codes, np.float64)
     return np.clip((codes - 128) / 127, -1, 1) if signed else codes / 255
 
 
+# --- the parts of the payload --------------------------------------------------------
+
+
+def signed_explainers(cube: xr.Dataset) -> dict[str, bool]:
+    """``{explainer: signed}``: whether its region values or its pixel maps go below zero
+    (:func:`expresso_xai.cube.views.is_signed`). Colours and overlay codes follow it.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> signed_explainers(example_cube())
+        {'gradcam': True, 'integrated_gradients': True}
+    """
+    signed = {}
+    for name in cube["explainer"].values.tolist():
+        values = [cube["attribution"].sel(explainer=name).values]
+        if "pixels" in cube:
+            values.append(cube["pixels"].sel(explainer=name).values)
+        signed[name] = any(is_signed(v) for v in values)
+    return signed
+
+
+def heat_rows(cube: xr.Dataset) -> dict[str, dict[str, list]]:
+    """``{explainer: {value: rows (region, time)}}`` for the heatmap and time series, each
+    value's view of the cube (:func:`expresso_xai.cube.views.value_view`), NaN as None.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> rows = heat_rows(example_cube())["gradcam"]["share"]
+        >>> len(rows), len(rows[0])
+        (12, 16)
+    """
+    views = {value: value_view(cube, value).transpose("explainer", "region", "time").values for value in VALUES}
+    return {name: {value: _finite(view[e]) for value, view in views.items()}
+            for e, name in enumerate(cube["explainer"].values.tolist())}
+
+
+def overlay_codes(cube: xr.Dataset, signed: dict[str, bool]) -> dict | None:
+    """The pixel maps as deflated uint8 codes with a scale per explainer (see
+    :func:`quantise`), or None when the cube has no ``pixels``."""
+    if "pixels" not in cube:
+        return None
+    pixels = cube["pixels"].transpose("explainer", "time", "y", "x").values
+    scales, codes = {}, {}
+    for e, name in enumerate(cube["explainer"].values.tolist()):
+        scales[name] = _scale(pixels[e])
+        codes[name] = _deflate(quantise(pixels[e], signed[name], scales[name]))
+    return {"shape": list(pixels.shape[1:]), "scale": scales, "data": codes}
+
+
 def region_labels(cube: xr.Dataset) -> tuple[np.ndarray, str]:
     """``region_label`` renumbered to the cube's current regions (indices, or bits), so a
-    cube subset or reordered with ``.sel(region=...)`` still outlines the right regions.
-    Pixels of a region no longer in the cube get index 255 / no bit."""
+    cube subset or reordered with ``.sel(region=...)`` still outlines the right regions
+    (:func:`expresso_xai.regions.relabel`); and the encoding.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> cube = example_cube(n_frames=1, pixels=True)
+        >>> names = cube["region"].values.tolist()
+        >>> label = np.full((1, 8, 8), names.index("background"), np.uint8)
+        >>> label[0, :2, :2] = names.index("mouth")
+        >>> cube["region_label"] = (("time", "y", "x"), label, {"encoding": "index", "regions": ",".join(names)})
+        >>> labels, encoding = region_labels(cube.sel(region=["background", "mouth"]))
+        >>> encoding, labels[0, :3, :3].tolist()
+        ('index', [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    """
     variable = cube["region_label"]
     labels = variable.transpose("time", "y", "x").values
     encoding = variable.attrs.get("encoding", "index" if labels.dtype == np.uint8 else "bits")
     current = cube["region"].values.tolist()
     stored = [n for n in str(variable.attrs.get("regions", "")).split(",") if n] or current
-    if stored == current:
-        return labels, encoding
-    if encoding == "index":
-        lookup = np.array([current.index(n) if n in current else 255 for n in stored] + [255] * (256 - len(stored)),
-                          np.uint8)
-        return lookup[labels], encoding
-    remapped = np.zeros_like(labels, dtype=np.uint16)
-    for old, name in enumerate(stored):
-        if name in current:
-            remapped |= (((labels >> old) & 1) << current.index(name)).astype(np.uint16)
-    return remapped, encoding
+    return relabel(labels, stored, current, encoding), encoding
+
+
+def label_codes(cube: xr.Dataset) -> dict | None:
+    """Each pixel's region for the outlines, deflated, or None without ``region_label``."""
+    if "region_label" not in cube:
+        return None
+    labels, encoding = region_labels(cube)
+    return {"encoding": encoding, "bytes": labels.dtype.itemsize, "data": _deflate(labels)}
+
+
+def agreement(cube: xr.Dataset) -> dict | None:
+    """Rank agreement between the explainers: the matrix over region x time and, per
+    frame, the mean pairwise Spearman over regions; None with one explainer."""
+    n = cube.sizes["explainer"]
+    if n < 2:
+        return None
+    per_frame = cube.xai.agreement(over="region").values
+    upper = np.triu_indices(n, 1)
+    pairs = per_frame[:, upper[0], upper[1]]  # (time, pair)
+    finite = np.isfinite(pairs)
+    counts = finite.sum(axis=1)
+    mean_pairwise = np.where(counts > 0, np.where(finite, pairs, 0).sum(axis=1) / np.maximum(counts, 1), np.nan)
+    return {"matrix": _finite(cube.xai.agreement().values), "per_frame": _finite(mean_pairwise)}
+
+
+def playback(cube: xr.Dataset) -> tuple[np.ndarray, float]:
+    """Each frame's time in seconds, and the rate that plays them in real time (also when
+    the cube keeps every other frame)."""
+    times = cube["time"].values.astype(np.int64)
+    fps = float(cube.attrs.get("video_fps") or 0) or None
+    seconds = cube["seconds"].values if "seconds" in cube.coords else times / (fps or 25.0)
+    steps = np.diff(np.asarray(seconds, np.float64))
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    if steps.size:
+        fps = 1.0 / float(np.median(steps))
+    return seconds, fps or 25.0
+
+
+# --- the video -----------------------------------------------------------------------
 
 
 def display_factor(size: tuple[int, int]) -> int:
     return max(1, int(round(DISPLAY_SIZE / max(size))))
 
 
-def video_frames(video, cube: xr.Dataset):
-    """The cube's frames of ``video`` as (T, H, W, 3) uint8 at display size, cropped like
-    the model saw them when the cube has ``crop_matrix``; and whether they are cropped."""
-    import cv2
-
+def _frames_of(video, times: np.ndarray):
+    """The frames ``times`` of ``video`` (a Video or a path, decoded chunk by chunk keeping
+    only those), or None if it does not have them all; with its name and frame range."""
     from ..video import Video, stream_video
 
-    times = cube["time"].values.astype(np.int64)
     if isinstance(video, Video):
         source, first, available = video.source, int(video.start), len(video)
         positions = times - first
         frames = video.frames[positions] if positions.min() >= 0 and positions.max() < available else None
-    else:  # decode chunk by chunk, keeping only the cube's frames
-        source, first, available, kept = str(video), 0, 0, []
-        wanted = set(times.tolist())
-        for chunk in stream_video(Path(video), chunk_size=128, max_frames=int(times.max()) + 1):
-            indices = chunk.start + np.arange(len(chunk))
-            kept += [chunk.frames[i] for i, index in enumerate(indices) if int(index) in wanted]
-            available = int(indices[-1]) + 1
-        frames = np.stack(kept) if len(kept) == len(times) else None
-    if frames is None:
-        raise VideoReadError(
-            f"{source or 'the video'} has frames {first}..{first + available - 1} but the cube "
-            f"covers frames {times.min()}..{times.max()}: pass the video the cube was made from")
+        return frames, source, first, available
+    source, available, kept = str(video), 0, []
+    wanted = set(times.tolist())
+    for chunk in stream_video(Path(video), chunk_size=128, max_frames=int(times.max()) + 1):
+        indices = chunk.start + np.arange(len(chunk))
+        kept += [chunk.frames[i] for i, index in enumerate(indices) if int(index) in wanted]
+        available = int(indices[-1]) + 1
+    return (np.stack(kept) if len(kept) == len(times) else None), source, 0, available
+
+
+def _check_frame_size(frames: np.ndarray, cube: xr.Dataset, source: str) -> None:
     expected = cube.attrs.get("video_frame_size")
     if isinstance(expected, str):  # nested attrs are stored as JSON text
         expected = json.loads(expected) if expected.strip().startswith("[") else None
@@ -151,15 +244,50 @@ def video_frames(video, cube: xr.Dataset):
         raise VideoReadError(
             f"{source or 'the video'} is {frames.shape[2]}x{frames.shape[1]} but the cube was made from a "
             f"{int(expected[1])}x{int(expected[0])} video: pass the video the cube was made from")
+
+
+def _check_content(frames: np.ndarray, cube: xr.Dataset, source: str) -> None:
+    """Refuse a video of the right size whose frames are not those the cube was made
+    from (overlays would sit on the wrong pictures). Checked when the cube still has all
+    the frames its ``video_hash`` covers; a part of a cube cannot be checked."""
+    from ..video import FrameHasher
+
+    expected, n_frames = cube.attrs.get("video_hash"), cube.attrs.get("video_n_frames")
+    times = cube["time"].values
+    if not expected or n_frames is None or len(times) != int(n_frames) or np.any(np.diff(times) != 1):
+        return
+    hasher = FrameHasher()
+    hasher.update(frames, np.arange(len(frames)))
+    if hasher.hexdigest() != expected:
+        raise VideoReadError(f"{source or 'the video'} is not the video the cube was made from (its frames differ "
+                             f"from those of {cube.attrs.get('video_source') or 'the cube'}): pass that video")
+
+
+def _display_crop(cube: xr.Dataset, frame_size: tuple[int, int]) -> FaceCrop:
+    """The model's crop, scaled up by a whole factor about pixel centres."""
+    h, w = cube.sizes["y"], cube.sizes["x"]
+    k = display_factor((h, w))
+    lift = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]])
+    display = np.einsum("ij,tjk->tik", lift[:, :2], cube["crop_matrix"].values)
+    display[:, :, 2] += lift[:, 2]
+    return FaceCrop(display, (h * k, w * k), frame_size)
+
+
+def video_frames(video, cube: xr.Dataset):
+    """The cube's frames of ``video`` as (T, H, W, 3) uint8 at display size, cropped like
+    the model saw them when the cube has ``crop_matrix``; and whether they are cropped."""
+    import cv2
+
+    times = cube["time"].values.astype(np.int64)
+    frames, source, first, available = _frames_of(video, times)
+    if frames is None:
+        raise VideoReadError(
+            f"{source or 'the video'} has frames {first}..{first + available - 1} but the cube "
+            f"covers frames {times.min()}..{times.max()}: pass the video the cube was made from")
+    _check_frame_size(frames, cube, source)
+    _check_content(frames, cube, source)
     if "crop_matrix" in cube and "pixels" in cube:
-        # the model's crop, scaled up by a whole factor about pixel centres
-        h, w = cube.sizes["y"], cube.sizes["x"]
-        k = display_factor((h, w))
-        lift = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]])
-        model_crop = cube["crop_matrix"].values
-        display = np.einsum("ij,tjk->tik", lift[:, :2], model_crop)
-        display[:, :, 2] += lift[:, 2]
-        return FaceCrop(display, (h * k, w * k), frames.shape[1:3]).apply(frames), True
+        return _display_crop(cube, frames.shape[1:3]).apply(frames), True
     height, width = frames.shape[1:3]
     k = DISPLAY_SIZE / max(height, width)
     size = (max(1, int(round(width * k))), max(1, int(round(height * k))))
@@ -175,99 +303,89 @@ def _jpeg(frame: np.ndarray, quality: int = 85) -> str:
     return _b64(data.tobytes())
 
 
-def build(cube: xr.Dataset, video=None) -> dict:
-    """The JSON-able payload of an Explorer (see the module docstring)."""
-    explainers = cube["explainer"].values.tolist()
-    regions = cube["region"].values.tolist()
-    times = cube["time"].values.astype(np.int64)
-    heat = heat_values(cube)
-    signed = {name: is_signed(heat[name]["attribution"]) for name in explainers}
-    messages = []
+def frame_images(cube: xr.Dataset, video, overlay: dict | None, messages: list[str]) -> dict | None:
+    """The video's frames as JPEG, or None (no video, or an overlay that cannot be placed
+    on uncropped frames); what is missing is added to ``messages``."""
+    if video is None:
+        if overlay is not None:
+            messages.append(NO_VIDEO)
+        return None
+    images, cropped = video_frames(video, cube)
+    if overlay is not None and not cropped:
+        messages.append(NO_CROP)
+        return None
+    return {"size": list(images.shape[1:3]), "cropped": cropped, "jpeg": [_jpeg(f) for f in images]}
 
-    overlay = None
-    if "pixels" in cube:
-        pixels = cube["pixels"].transpose("explainer", "time", "y", "x").values
-        shape = list(pixels.shape[1:])
-        scales, codes = {}, {}
-        for e, name in enumerate(explainers):
-            values = pixels[e]
-            signed[name] = signed[name] or is_signed(values)
-            scales[name] = _scale(values)
-            codes[name] = _deflate(quantise(values, signed[name], scales[name]))
-        overlay = {"shape": shape, "scale": scales, "data": codes}
-    else:
-        messages.append("This cube has no pixel maps, so there is no overlay: explain with "
-                        "ex.explain(..., keep_pixels=True) to draw attributions on the frames.")
 
-    labels = None
-    if "region_label" in cube and overlay is not None:
-        label_array, encoding = region_labels(cube)
-        labels = {"encoding": encoding, "bytes": label_array.dtype.itemsize, "data": _deflate(label_array)}
+# --- the whole payload ---------------------------------------------------------------
 
-    display = [DISPLAY_SIZE, DISPLAY_SIZE]  # the player's canvas, (height, width)
+
+def _display(overlay: dict | None, frames: dict | None) -> list[int]:
+    """The player's canvas, (height, width): the frames' size, else the pixel maps'
+    scaled up by a whole factor."""
+    if frames is not None:
+        return frames["size"]
     if overlay is not None:
-        display = [n * display_factor(overlay["shape"][1:]) for n in overlay["shape"][1:]]
-    frames = None
-    if video is not None:
-        images, cropped = video_frames(video, cube)
-        if overlay is not None and not cropped:
-            messages.append("The cube has no crop_matrix, so its pixel maps cannot be placed on the video: "
-                            "the overlay is drawn on a plain background.")
-            images = None
-        if images is not None:
-            frames = {"size": list(images.shape[1:3]), "cropped": cropped, "jpeg": [_jpeg(f) for f in images]}
-            display = frames["size"]
-    elif overlay is not None:
-        messages.append("No video given: overlays are drawn on a plain background "
-                        "(Explorer(cube, video) shows them on the frames).")
+        return [n * display_factor(overlay["shape"][1:]) for n in overlay["shape"][1:]]
+    return [DISPLAY_SIZE, DISPLAY_SIZE]
 
-    agreement = None
-    if len(explainers) > 1:
-        matrix = cube.xai.agreement()
-        per_frame = cube.xai.agreement(over="region").values
-        upper = np.triu_indices(len(explainers), 1)
-        pairs = per_frame[:, upper[0], upper[1]]  # (time, pair)
-        finite = np.isfinite(pairs)
-        counts = finite.sum(axis=1)
-        mean_pairwise = np.where(counts > 0, np.where(finite, pairs, 0).sum(axis=1) / np.maximum(counts, 1), np.nan)
-        agreement = {"matrix": _finite(matrix.values), "per_frame": _finite(mean_pairwise)}
 
-    fps = float(cube.attrs.get("video_fps") or 0) or None
-    seconds = cube["seconds"].values if "seconds" in cube.coords else times / (fps or 25.0)
-    steps = np.diff(np.asarray(seconds, np.float64))
-    steps = steps[np.isfinite(steps) & (steps > 0)]
-    if steps.size:  # play in real time, also when the cube keeps every other frame
-        fps = 1.0 / float(np.median(steps))
-    size_mb = (sum(len(j) for j in frames["jpeg"]) if frames else 0) / 1e6
-    size_mb += (sum(len(c) for c in overlay["data"].values()) if overlay else 0) / 1e6
-    size_mb += (len(labels["data"]) if labels else 0) / 1e6
+def _encoded_mb(frames: dict | None, overlay: dict | None, labels: dict | None) -> float:
+    """Megabytes of the encoded frames, pixel maps and labels."""
+    size = sum(map(len, frames["jpeg"])) if frames else 0
+    size += sum(map(len, overlay["data"].values())) if overlay else 0
+    size += len(labels["data"]) if labels else 0
+    return size / 1e6
+
+
+def _warn_if_large(n_frames: int, size_mb: float) -> None:
     if size_mb > LARGE_PAYLOAD_MB:
-        import warnings
-
-        from ..errors import ExpressoWarning
-
         warnings.warn(
-            f"the Explorer sends {size_mb:.0f} MB to the browser for {len(times)} frames, more than a browser tab "
+            f"the Explorer sends {size_mb:.0f} MB to the browser for {n_frames} frames, more than a browser tab "
             f"handles well; explore a stretch at a time, e.g. Explorer(cube.isel(time=slice(0, 1500)), video)",
-            ExpressoWarning, stacklevel=3)
+            ExpressoWarning, stacklevel=4)
+
+
+def build(cube: xr.Dataset, video=None) -> dict:
+    """The JSON-able payload of an Explorer: the ``Payload`` typedef at the top of
+    ``widgets/explorer.js``.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> data = build(example_cube(pixels=True))
+        >>> [value for value, label in data["values"]], data["labels"], data["overlay"]["shape"]
+        (['attribution', 'density', 'share'], None, [16, 8, 8])
+    """
+    regions = cube["region"].values.tolist()
+    messages: list[str] = []
+    signed = signed_explainers(cube)
+    overlay = overlay_codes(cube, signed)
+    if overlay is None:
+        messages.append(NO_PIXELS)
+    labels = label_codes(cube) if overlay is not None else None
+    frames = frame_images(cube, video, overlay, messages)
+    seconds, fps = playback(cube)
+    _warn_if_large(cube.sizes["time"], _encoded_mb(frames, overlay, labels))
+    source = Path(str(cube.attrs.get("video_source") or "video")).name
     return {
         "version": 1,
-        "title": f"{cube.attrs.get('model_name') or 'model'} on {Path(str(cube.attrs.get('video_source') or 'video')).name}",
-        "times": times.tolist(),
+        "title": f"{cube.attrs.get('model_name') or 'model'} on {source}",
+        "times": cube["time"].values.astype(np.int64).tolist(),
         "seconds": _finite(seconds),
-        "fps": fps or 25.0,
-        "explainers": explainers,
+        "fps": fps,
+        "explainers": cube["explainer"].values.tolist(),
         "regions": regions,
         "colours": {r: _hex(REGION_COLOURS.get(r, (200, 200, 200))) for r in regions},
         "face_found": cube["face_found"].values.astype(bool).tolist(),
         "prediction": _finite(cube["prediction"].values) if "prediction" in cube else None,
+        "values": [[value, VALUE_LABELS[value]] for value in VALUES],
         "signed": signed,
-        "heat": {name: {v: _finite(heat[name][v]) for v in VALUES} for name in explainers},
-        "agreement": agreement,
+        "heat": heat_rows(cube),
+        "agreement": agreement(cube),
         "overlay": overlay,
         "labels": labels,
         "frames": frames,
-        "display": display,
+        "display": _display(overlay, frames),
         "luts": {"diverging": _lut("RdBu_r"), "sequential": _lut("inferno")},
         "messages": messages,
     }

@@ -1,0 +1,27 @@
+"""The attribution cube: the one ``xarray.Dataset`` every part of expresso-xai agrees on.
+
+- :mod:`.schema`: what a cube holds; :func:`make_cube` builds one from plain arrays and
+  :func:`check_cube` refuses a Dataset that does not fit;
+- :mod:`.provenance`: the attrs (model, video, methods' parameters, versions) as
+  netCDF-safe values;
+- :mod:`.io`: NetCDF and Zarr files, :func:`open_cube`;
+- :mod:`.views`: the derived views (share, density, top regions or frames, agreement, a
+  tidy table) and the value and sign conventions figures and widgets share;
+- :mod:`.accessor`: ``cube.xai``, which only forwards to views and io (importing this
+  package registers it).
+
+Example:
+    >>> from expresso_xai.cube import example_cube, open_cube
+    >>> example_cube().xai.explainers
+    ('gradcam', 'integrated_gradients')
+"""
+
+from .accessor import XaiAccessor
+from .io import open_cube
+from .schema import CUBE_VERSION, check_cube, make_cube
+from ..testing import example_cube  # a testing helper, importable from here as it always was
+
+# Until every caller uses the public name (widgets/explorer.py imported the private one).
+_check_cube = check_cube
+
+__all__ = ["CUBE_VERSION", "XaiAccessor", "check_cube", "example_cube", "make_cube", "open_cube"]
