@@ -30,9 +30,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 
-
 def __getattr__(name: str):
-    # ``ex.widgets`` imports anywidget and ipywidgets: only when asked for.
+    # ``ex.widgets`` imports anywidget (which brings ipywidgets and traitlets): only when asked for.
     if name == "widgets":
         import importlib
 

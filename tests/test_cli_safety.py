@@ -28,6 +28,15 @@ def bad_files(tmp_path_factory):
     (folder / "existing_dir").mkdir()
     (folder / "manifest.csv").write_text("participant,video,score\np1,missing.mp4,10\n")
     (folder / "nan.csv").write_text("participant,video,score\np1,missing.mp4,nan\n")
+    from expresso_xai.testing import example_cube
+
+    example_cube().drop_vars("seconds").to_netcdf(folder / "no_seconds.nc")
+    words = example_cube().assign(attribution=example_cube().attribution.astype(str))
+    words.to_netcdf(folder / "string_attribution.nc")
+    reversed_time = example_cube().isel(time=slice(None, None, -1))
+    reversed_time.to_netcdf(folder / "reversed_time.nc")
+    twice = example_cube().assign_coords(region=["mouth"] * example_cube().sizes["region"])
+    twice.to_netcdf(folder / "duplicate_regions.nc")
     return folder
 
 
@@ -67,6 +76,10 @@ def corpus(f):
         (["explain", f"{f}/truncated.mp4", "--out", f"{f}/c.nc"], "truncated.mp4"),
         (["inspect", f"{f}/missing.nc"], "missing.nc"),
         (["inspect", f"{f}/cube.txt"], "cube.txt"),
+        (["inspect", f"{f}/no_seconds.nc"], "seconds"),
+        (["inspect", f"{f}/string_attribution.nc"], "attribution"),
+        (["inspect", f"{f}/reversed_time.nc"], "time"),
+        (["inspect", f"{f}/duplicate_regions.nc"], "region"),
         (["explore", f"{f}/missing.nc", "--out", f"{f}/e.html"], "missing.nc"),
         (["explore", f"{f}/missing.nc", "--out", f"{f}/e.txt"], ".html or .htm"),
         (["landmarks", VIDEO, "--detect-every", "0"], "--detect-every"),
@@ -97,6 +110,19 @@ def test_a_bad_input_is_one_line_and_exit_code_2(index, bad_files, capsys):
     assert code == 2, (arguments, err)
     assert len(message) == 1 and "Traceback" not in err, err
     assert words in message[0], (words, message[0])
+
+
+def test_inspect_says_when_an_explainer_has_no_finite_attribution(tmp_path, capsys):
+    import numpy as np
+
+    from expresso_xai.testing import example_cube
+
+    cube = example_cube()
+    cube["attribution"][0] = np.nan
+    path = cube.xai.to_netcdf(tmp_path / "nan.nc")
+    assert main(["inspect", str(path)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("gradcam"))
+    assert "no finite attribution" in line and "+0" not in line
 
 
 @pytest.mark.parametrize("arguments", [["--bogus"], ["explain", VIDEO, "--stride", "0"],
