@@ -43,6 +43,11 @@ class TruncatedVideoWarning(ExpressoWarning):
     """Fewer frames could be decoded than the container's header announces."""
 
 
+class VideoTimingWarning(ExpressoWarning):
+    """The container's timing cannot be trusted (frames of duration 0); the frame rate
+    and timestamps are taken from the rest of its timing table instead."""
+
+
 class NoFaceWarning(ExpressoWarning):
     """Some or all frames of a video have no face."""
 

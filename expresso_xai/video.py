@@ -22,7 +22,7 @@ from typing import Iterator, Union
 
 import numpy as np
 
-from .errors import TruncatedVideoWarning, VideoLayoutError, VideoReadError
+from .errors import TruncatedVideoWarning, VideoLayoutError, VideoReadError, VideoTimingWarning
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,25 @@ def _to_rgb(frames: np.ndarray, channel_order: str = "BGR") -> np.ndarray:
 # --- decoding ---------------------------------------------------------------------
 
 
+def _checked_rate(path: Path, fps: float) -> tuple[float, bool]:
+    """The frame rate to use, and whether timestamps must come from it: the container's
+    rate, unless its timing table gives frames a duration of 0 (OpenCV's rate is then
+    wrong, e.g. 0.52 fps); then the table's typical frame duration, with a warning."""
+    from .mp4 import frame_durations
+
+    timing = frame_durations(path)
+    if timing is None or not (timing[1] == 0).any():
+        return fps, False
+    timescale, durations = timing
+    steps = durations[durations > 0]
+    rate = timescale / float(np.median(steps)) if steps.size else DEFAULT_FPS
+    warnings.warn(f"{path}: {int((durations == 0).sum())} of {len(durations)} frames have a duration of 0 in the "
+                  f"container's timing table, so its frame rate ({fps:.3g} fps) cannot be trusted; using {rate:g} fps"
+                  + ("" if steps.size else " (the default)") + " and evenly spaced timestamps",
+                  VideoTimingWarning, stacklevel=4)
+    return rate, True
+
+
 class _Decoder:
     """One open OpenCV capture, with the checks that turn its silence into errors."""
 
@@ -278,7 +297,7 @@ class _Decoder:
         if not (math.isfinite(fps) and fps > 0):
             log.warning("%s: container gives no frame rate; assuming %g fps", name, DEFAULT_FPS)
             fps = DEFAULT_FPS
-        self.fps = fps
+        self.fps, self.stamps_from_rate = _checked_rate(self.path, fps)
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.n_frames_expected = count if count > 0 else None
         self.n_read = 0
@@ -296,7 +315,8 @@ class _Decoder:
             return None
         if frame.ndim == 2:
             frame = frame[..., None]
-        timestamp = float(self.capture.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+        timestamp = self.n_read / self.fps if self.stamps_from_rate else \
+            float(self.capture.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
         # Containers without timing report 0 for every frame: fall back to index / fps.
         if not math.isfinite(timestamp) or timestamp <= self._last_ts:
             timestamp = self.n_read / self.fps if self.n_read else 0.0

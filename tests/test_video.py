@@ -495,3 +495,49 @@ def test_a_short_file_streams_as_one_padded_clip(tmp_path):
 def test_clip_length_and_stride_must_be_positive(length, stride):
     with pytest.raises(ValueError):
         next(ex.iter_clips(numbered_video(20), length=length, stride=stride))
+
+
+def _with_timing_table(data: bytes, entries) -> bytes:
+    """An MP4 (as OpenCV writes it, the index after the media) whose video track's
+    time-to-sample table is replaced by ``entries`` of (frame count, duration)."""
+    import struct
+
+    out = bytearray(data)
+
+    def chain(start, end, path):
+        offset = start
+        while offset < end:
+            size, kind = struct.unpack(">I4s", out[offset:offset + 8])
+            if kind.decode("latin1") == path[0]:
+                return [(offset, size)] + (chain(offset + 8, offset + size, path[1:]) if path[1:] else [])
+            offset += size
+        raise AssertionError(f"no {path[0]} box")
+
+    boxes = chain(0, len(out), ["moov", "trak", "mdia", "minf", "stbl", "stts"])
+    offset, size = boxes[-1]
+    body = struct.pack(">II", 0, len(entries)) + b"".join(struct.pack(">II", *entry) for entry in entries)
+    table = struct.pack(">I4s", 8 + len(body), b"stts") + body
+    out[offset:offset + size] = table
+    for outer, outer_size in boxes[:-1]:
+        out[outer:outer + 4] = struct.pack(">I", outer_size + len(table) - size)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("entries, rate", [([(19, 512), (1, 0)], 25.0), ([(20, 0)], 25.0)])
+def test_frames_of_duration_zero_in_the_timing_table_are_reported_and_the_rate_kept(tmp_path, entries, rate):
+    """OpenCV derives 26.3 fps (one zero-duration frame) or 1.25 fps (all zero) from such
+    files; we warn and take the rate from the table's other frames (or the default)."""
+    from expresso_xai.errors import VideoTimingWarning
+    from expresso_xai.samples import write_video
+
+    frames = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=20).frames
+    good = write_video(frames, tmp_path / "good.mp4", 25)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(_with_timing_table(good.read_bytes(), entries))
+    with pytest.warns(VideoTimingWarning, match="duration of 0"):
+        video = ex.load_video(broken)
+    assert video.fps == rate and video.n_frames == 20
+    np.testing.assert_allclose(np.diff(video.timestamps), 1 / rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ex.load_video(good).fps == 25.0  # a sound file says nothing
