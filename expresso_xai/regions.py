@@ -444,18 +444,8 @@ REGION_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 
 
-def __getattr__(name: str):
-    # The drawing moved to figures.py (figures import this module, so not at import
-    # time); ``ex.regions.plot_region_map`` keeps working for the CLI and notebooks.
-    if name in ("draw_region_map", "plot_region_map"):
-        from . import figures
-
-        return getattr(figures, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "BOX_REGIONS", "ENCODINGS", "NO_REGION", "PARTITION_REGIONS", "REGION_COLOURS", "SCHEMES", "BoxScheme",
-    "FaceCrop", "PartitionScheme", "RegionMap", "RegionScheme", "get_scheme", "in_region", "label_dtype",
+    "PartitionScheme", "RegionMap", "RegionScheme", "get_scheme", "in_region", "label_dtype",
     "label_encoding", "region_map", "relabel",
 ]

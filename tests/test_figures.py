@@ -138,7 +138,6 @@ def test_region_map_drawing_writes_a_figure(tmp_path, short_video, short_faces):
     assert len(figure.axes) == 2
     with pytest.raises(RegionError, match="frame 48 is outside the video's 48 frames"):
         plot_region_map(short_video, short_faces, frame=48)
-    assert ex.regions.plot_region_map is plot_region_map  # the command line's name for it
 
 
 @pytest.mark.parametrize("exclusive", [True, False])
@@ -156,4 +155,3 @@ def test_region_drawing_tints_the_regions_and_leaves_the_background(exclusive):
     assert (image[0, 0] == 0).all() and image[5, 5, 0] > 50  # right_eye tinted, background untouched
     # where boxes overlap, the mouth's green is blended over the eye's red too
     assert (image[7, 7, 1] > image[5, 5, 1]) == (not exclusive)
-    assert ex.regions.draw_region_map is draw_region_map

@@ -11,7 +11,8 @@
   package registers it).
 
 Example:
-    >>> from expresso_xai.cube import example_cube, open_cube
+    >>> from expresso_xai.cube import open_cube
+    >>> from expresso_xai.testing import example_cube
     >>> example_cube().xai.explainers
     ('gradcam', 'integrated_gradients')
 """
@@ -19,9 +20,5 @@ Example:
 from .accessor import XaiAccessor
 from .io import open_cube
 from .schema import CUBE_VERSION, check_cube, make_cube
-from ..testing import example_cube  # a testing helper, importable from here as it always was
 
-# Until every caller uses the public name (widgets/explorer.py imported the private one).
-_check_cube = check_cube
-
-__all__ = ["CUBE_VERSION", "XaiAccessor", "check_cube", "example_cube", "make_cube", "open_cube"]
+__all__ = ["CUBE_VERSION", "XaiAccessor", "check_cube", "make_cube", "open_cube"]
