@@ -7,15 +7,18 @@ of the same CSV must raise a typed error that says which column and line is wron
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import expresso_xai as ex
-from expresso_xai.errors import OpenFaceFormatError
+from expresso_xai.errors import NoFaceWarning, OpenFaceFormatError
 from expresso_xai.faces import FaceTrack, read_openface
 
 N_FRAMES = 250
@@ -203,9 +206,11 @@ def test_a_non_numeric_value_is_named_by_column_and_line(tmp_path, table, column
     assert path.name in message
 
 
-@pytest.mark.parametrize("value", ["", "nan", "NaN", "inf"])
-@pytest.mark.parametrize("column", ["y_40", "AU12_r"])
+@pytest.mark.parametrize(
+    "column, value", [("AU12_r", ""), ("AU12_r", "nan"), ("AU12_r", "NaN"), ("AU12_r", "inf"), ("y_40", "")]
+)
 def test_an_empty_or_non_finite_value_is_refused(tmp_path, table, value, column):
+    """Outside the landmarks; a non-finite landmark only costs its frame (see below)."""
     path = write_edited(tmp_path, table, set_cell(column, 7, value))
     with pytest.raises(OpenFaceFormatError, match="not a finite number") as excinfo:
         read_openface(path)
@@ -265,3 +270,160 @@ def test_the_line_named_is_the_line_in_the_file_even_after_a_blank_line(tmp_path
     with pytest.raises(OpenFaceFormatError) as excinfo:
         read_openface(path)
     assert "column 'x_5', line 10:" in str(excinfo.value)
+
+
+# --- rows out of order, and landmarks that cannot be a face in the video --------------------
+
+FRAME_SIZE = (192, 192)  # the sample video's (height, width)
+LANDMARKS = [f"{axis}_{i}" for axis in "xy" for i in range(68)]
+
+
+@pytest.fixture(scope="module")
+def sample_rows(csv_path) -> pd.DataFrame:
+    return pd.read_csv(csv_path, skipinitialspace=True)
+
+
+@contextlib.contextmanager
+def no_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def write_rows(tmp_path: Path, rows: pd.DataFrame, name: str = "edited.openface.csv") -> Path:
+    path = tmp_path / name
+    rows.to_csv(path, index=False)
+    return path
+
+
+def test_shuffled_rows_are_read_in_frame_order(tmp_path, sample_rows, imported):
+    faces, aus = read_openface(write_rows(tmp_path, sample_rows.sample(frac=1, random_state=0)))
+    expected_faces, expected_aus = imported
+    np.testing.assert_array_equal(faces.landmarks, expected_faces.landmarks)
+    np.testing.assert_array_equal(faces.confidence, expected_faces.confidence)
+    np.testing.assert_array_equal(aus.values, expected_aus.values)
+    np.testing.assert_array_equal(aus.seconds.values, expected_aus.seconds.values)
+
+
+def test_a_repeated_frame_names_the_file_the_frame_and_both_lines(tmp_path, sample_rows):
+    doubled = pd.concat([sample_rows.iloc[:100], sample_rows.iloc[[41]], sample_rows.iloc[100:]])
+    path = write_rows(tmp_path, doubled)
+    with pytest.raises(OpenFaceFormatError, match=r"frame 42 has two rows \(lines 43 and 102\)") as excinfo:
+        read_openface(path)
+    assert path.name in str(excinfo.value)
+
+
+@pytest.mark.parametrize("frame", ["0", "-3", "2.5"])
+def test_a_frame_number_that_is_not_whole_from_one_is_refused(tmp_path, table, frame):
+    path = write_edited(tmp_path, table, set_cell("frame", 9, frame))
+    with pytest.raises(OpenFaceFormatError, match=rf"column 'frame', line 11: {frame} is not a frame number"):
+        read_openface(path)
+
+
+def test_frames_without_a_row_have_no_face_and_keep_their_place(tmp_path, sample_rows, imported):
+    dropped = [0, 10, 11]  # frame 1 (the file starts late) and a gap at frames 11-12
+    path = write_rows(tmp_path, sample_rows.drop(index=dropped))
+    with pytest.warns(NoFaceWarning, match=r"no row for 3 of 250 frames \(1, 11, 12\)"):
+        faces, aus = read_openface(path)
+    expected_found = np.ones(N_FRAMES, bool)
+    expected_found[dropped] = False
+    np.testing.assert_array_equal(faces.face_found, expected_found)
+    np.testing.assert_array_equal(aus.face_found.values, expected_found)
+    np.testing.assert_array_equal(aus.time.values, np.arange(N_FRAMES))
+    assert np.isnan(aus.values[dropped]).all() and np.isnan(faces.landmarks[dropped]).all()
+    np.testing.assert_array_equal(faces.landmarks[expected_found], imported[0].landmarks[expected_found])
+    # the sample's timestamps are regular, so filled ones must equal the dropped ones
+    np.testing.assert_allclose(aus.seconds.values, imported[1].seconds.values, atol=1e-9)
+
+
+def test_a_file_whose_frame_numbers_mostly_have_no_row_is_refused(tmp_path, sample_rows):
+    spaced = sample_rows.assign(frame=sample_rows.frame * 3)
+    with pytest.raises(OpenFaceFormatError, match="frame numbers run to 750 but there are only 250 rows"):
+        read_openface(write_rows(tmp_path, spaced))
+    huge = sample_rows.assign(frame=sample_rows.frame.astype(float) * 1e12)  # must not allocate 1e14 frames
+    with pytest.raises(OpenFaceFormatError, match="frame numbers run to"):
+        read_openface(write_rows(tmp_path, huge))
+
+
+@pytest.mark.parametrize(
+    "value, frame_size",
+    [("1e300", None), ("1e300", FRAME_SIZE), ("nan", None), ("inf", FRAME_SIZE), ("-500", FRAME_SIZE),
+     ("-1e6", None)],
+)
+def test_a_row_whose_landmarks_cannot_be_a_face_is_a_frame_without_one(tmp_path, table, value, frame_size,
+                                                                       imported):
+    path = write_edited(tmp_path, table, set_cell("x_30", 12, value))
+    with pytest.warns(NoFaceWarning, match=r"1 of 250 frames \(13\) with a face have landmarks"):
+        faces, aus = read_openface(path, frame_size=frame_size)
+    expected_found = np.arange(N_FRAMES) != 12
+    np.testing.assert_array_equal(faces.face_found, expected_found)
+    np.testing.assert_array_equal(aus.face_found.values, expected_found)
+    assert np.isnan(aus.values[12]).all() and np.isnan(faces.landmarks[12]).all()
+    np.testing.assert_array_equal(faces.landmarks[expected_found], imported[0].landmarks[expected_found])
+    assert faces.frame_size == (frame_size or imported[0].frame_size)
+
+
+def test_landmarks_a_little_outside_the_frame_are_kept(tmp_path, sample_rows):
+    """A face cut by the frame edge: OpenFace places its hidden points beyond it."""
+    shifted = sample_rows.copy()
+    shifted.loc[5:9, [f"x_{i}" for i in range(68)]] -= 120  # the jaw's left end moves to about x = -70
+    with no_warnings():
+        faces, _ = read_openface(write_rows(tmp_path, shifted), frame_size=FRAME_SIZE)
+    assert faces.face_found.all() and faces.landmarks[5:10, :, 0].min() < -60
+
+
+def test_without_frame_size_only_finite_and_sane_values_are_checked(tmp_path, table):
+    path = write_edited(tmp_path, table, set_cell("x_30", 12, "-500"))
+    with no_warnings():
+        faces, _ = read_openface(path)
+    assert faces.face_found.all()
+    with pytest.warns(NoFaceWarning, match=r"\(13\)"):
+        assert not read_openface(path, frame_size=FRAME_SIZE)[0].face_found[12]
+
+
+def test_a_rejected_row_without_success_does_not_warn(tmp_path, table):
+    def lose_face_with_garbage(header, rows):
+        rows[12][header.index("success")] = "0"
+        rows[12][header.index("x_30")] = "1e300"
+
+    with no_warnings():
+        faces, _ = read_openface(write_edited(tmp_path, table, lose_face_with_garbage), frame_size=FRAME_SIZE)
+    assert faces.face_found.sum() == N_FRAMES - 1
+
+
+@pytest.mark.parametrize("frame_size", [None, FRAME_SIZE])
+def test_a_file_with_no_usable_landmarks_is_refused_by_name(tmp_path, sample_rows, frame_size):
+    path = write_rows(tmp_path, sample_rows.assign(x_0=1e30))
+    with pytest.raises(OpenFaceFormatError, match="every frame with a face .250. has landmarks") as excinfo:
+        read_openface(path, frame_size=frame_size)
+    assert path.name in str(excinfo.value)
+
+
+@pytest.mark.parametrize("frame_size", [(0, 192), (192,), "big", (float("nan"), 192)])
+def test_a_frame_size_that_is_not_a_size_is_refused(csv_path, frame_size):
+    with pytest.raises(OpenFaceFormatError, match="frame_size must be the video's"):
+        read_openface(csv_path, frame_size=frame_size)
+
+
+def test_one_broken_value_does_not_blank_the_frames_around_it_in_a_cube(tmp_path, table):
+    """The bug this guards: a 1e300 landmark made the smoothed crop NaN for 13 frames,
+    which the cube then gave all to background while saying face_found=True."""
+    video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=32)
+    with pytest.warns(NoFaceWarning):
+        faces, _ = read_openface(write_edited(tmp_path, table, set_cell("x_30", 10, "1e300")), frame_size=FRAME_SIZE)
+        cube = ex.explain(ex.models.load("demo"), video, faces=faces[:32], methods=["gradcam"], progress=False)
+    all_background = (cube.region_area.sel(region="background") == cube.region_area.sum("region")).values
+    np.testing.assert_array_equal(all_background, ~cube.face_found.values)
+    assert np.flatnonzero(all_background).tolist() == [10]
+
+
+def test_the_cli_says_what_is_wrong_with_the_csv_in_one_line(tmp_path, sample_rows, capsys):
+    from expresso_xai.cli import main
+
+    path = write_rows(tmp_path, sample_rows.assign(x_0=1e30))
+    video = ex.samples.sample_path("participant_low")
+    code = main(["explain", str(video), "--openface", str(path), "--out", str(tmp_path / "cube.nc")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and path.name in err and "Traceback" not in err and "cv2" not in err
+

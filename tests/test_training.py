@@ -128,8 +128,12 @@ def test_per_clip_batches_are_the_reference_studys():
 
 
 def test_participant_loss_is_the_squared_error_of_each_participants_mean_clip():
+    torch.manual_seed(0)
     model = wrap_demo_net(build_demo_net())
     clips = np.random.default_rng(0).integers(0, 255, (4, 16, 64, 64, 3), dtype=np.uint8)
+    # Each participant's second clip is much darker: on two noise clips alike, an untrained
+    # net's outputs differed so little that the two losses were equal in float32.
+    clips[1::2] //= 8
     targets = torch.tensor([0.25, 0.75])
     with torch.no_grad():
         outputs = model(model.preprocess(clips))[:, 0] / 63.0
@@ -181,3 +185,90 @@ def test_the_demo_training_script_runs_on_the_library_and_writes_a_card(tmp_path
     trained = ex.models.load("demo", weights=tmp_path / "demo.pt")
     predicted = clustered.predict_participants(trained, [v.frames for v in training.crop_videos(rows, (64, 64))], 4)
     assert test["mae"] == pytest.approx(abs(predicted[0] - rows[0].score), abs=1e-3)
+
+
+# --- options, divergence and checkpoints that must not end in NaN weights or a traceback ---------
+
+
+@pytest.mark.parametrize("option, value", [
+    ("lr", float("nan")), ("lr", 0.0), ("lr", -0.1), ("lr", float("inf")), ("epochs", 0), ("epochs", 2.5),
+    ("epochs", True), ("batch_size", 0), ("clip_stride", 0), ("restart_epochs", 0), ("unfreeze_every", 0),
+    ("clips_per_participant", 0), ("label_noise", -1.0), ("label_noise", float("nan")), ("momentum", -0.5),
+    ("weight_decay", float("inf")), ("score_scale", 0.0), ("score_scale", float("nan")), ("seed", -1),
+    ("lr", "fast"),
+])
+def test_a_bad_number_is_refused_by_name_before_any_work(tmp_path, option, value):
+    with pytest.raises(ModelError, match=rf"^{option} must be .*, not {value!r}"):
+        training.finetune(wrap_demo_net(build_demo_net()), tmp_path / "no-manifest.csv", **{option: value})
+
+
+class Planted:
+    """Unpickling this would create the marker file: a checkpoint must never be unpickled fully."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def write_planted_torch(path: Path, marker: Path) -> None:
+    torch.save({"model": Planted(marker), "epoch": 0}, path)
+
+
+def write_planted_pickle(path: Path, marker: Path) -> None:
+    import pickle
+
+    path.write_bytes(pickle.dumps({"model": Planted(marker)}))
+
+
+@pytest.mark.parametrize("write", [write_planted_torch, write_planted_pickle])
+def test_a_checkpoint_holding_code_is_refused_without_running_it(tmp_path, write):
+    checkpoint, marker = tmp_path / "run.pt", tmp_path / "pwned"
+    write(checkpoint, marker)
+    with pytest.raises(ModelError, match="delete it") as excinfo:
+        training.finetune(wrap_demo_net(build_demo_net()), tmp_path / "no-manifest.csv", checkpoint=checkpoint)
+    assert str(checkpoint) in str(excinfo.value) and "\n" not in str(excinfo.value)
+    assert not marker.exists()
+
+
+def truncated(path: Path) -> None:
+    torch.save({"model": {"w": torch.zeros(100)}}, path)
+    path.write_bytes(path.read_bytes()[:150])
+
+
+@pytest.mark.parametrize("write", [
+    truncated,
+    lambda path: path.write_bytes(b""),
+    lambda path: path.write_text("epoch,loss\n0,1.5\n"),
+    lambda path: torch.save([1, 2, 3], path),
+    lambda path: torch.save({"model": {}, "epoch": 3}, path),
+    lambda path: path.mkdir(),
+], ids=["truncated", "empty", "text", "a-list", "missing-keys", "a-folder"])
+def test_an_unreadable_checkpoint_is_one_error_naming_the_file(tmp_path, write):
+    checkpoint = tmp_path / "run.pt"
+    write(checkpoint)
+    with pytest.raises(ModelError, match="not a usable training checkpoint .*delete it") as excinfo:
+        training.finetune(wrap_demo_net(build_demo_net()), tmp_path / "no-manifest.csv", checkpoint=checkpoint)
+    assert str(checkpoint) in str(excinfo.value) and "\n" not in str(excinfo.value)
+
+
+def test_another_models_checkpoint_is_refused_and_leaves_the_model_as_it_was(tmp_path, cohort, clips):
+    checkpoint = tmp_path / "other.pt"
+    torch.save({"model": {"other.weight": torch.zeros(3)}, "optimiser": {}, "scheduler": {}, "epoch": 0,
+                "history": "[]", "best_epoch": 0, "best_model": {}}, checkpoint)
+    model = wrap_demo_net(build_demo_net())
+    before = model.weights_hash()
+    with pytest.raises(ModelError, match="does not fit this model"):
+        training.finetune(model, cohort, epochs=1, checkpoint=checkpoint, progress=False, clips=clips)
+    assert model.weights_hash() == before
+
+
+@pytest.mark.parametrize("batch_size", [1, 64], ids=["loss-goes-non-finite", "val-goes-non-finite"])
+def test_training_that_diverges_stops_without_saving_non_finite_weights(tmp_path, cohort, clips, batch_size):
+    checkpoint = tmp_path / "run.pt"
+    model = wrap_demo_net(build_demo_net())
+    with pytest.raises(ModelError, match="training diverged at epoch 1.*lower lr"):
+        training.finetune(model, cohort, epochs=2, lr=1e38, batch_size=batch_size, checkpoint=checkpoint,
+                          progress=False, clips=clips)
+    assert not checkpoint.exists()

@@ -17,14 +17,16 @@ import csv
 import json
 import logging
 import math
+import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from ..errors import ExpressoError, ModelError
+from .checkpoint import FinetuneResult, FinetuneRun, read_checkpoint
 from .clustered import BDI_BANDS, participant_loss, participant_metrics, predict, tiled_positions, video_clips
 
 log = logging.getLogger(__name__)
@@ -186,18 +188,6 @@ def prepare_clips(rows: list[ManifestRow], model, stride: int = 8, progress: boo
     return ClipSet.from_videos(crop_videos(rows, model.input_size, progress), model.clip_length, stride)
 
 
-@dataclass
-class FinetuneResult:
-    """History per epoch and the metrics of the best epoch on ``val`` (and ``test``)."""
-
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-    val: dict = field(default_factory=dict)
-    test: dict = field(default_factory=dict)
-    baseline: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-
 def _blocks(module):
     """Top-level children with parameters, input side first (the unfreezing units)."""
     return [child for child in module.children() if any(True for _ in child.parameters())]
@@ -258,55 +248,41 @@ def _train_epoch(model, batches, optimiser, scheduler, score_scale: float, bar) 
     return losses
 
 
-class _Run:
-    """A fine-tuning run's result so far, its best weights and its checkpoint file."""
+def _check_options(**options) -> None:
+    """Refuse the numeric options of :func:`finetune` that would train nothing or give NaN
+    weights, naming the option (checked before any video is read)."""
+    for name in ("epochs", "batch_size", "clip_stride", "restart_epochs", "unfreeze_every", "clips_per_participant"):
+        _check_number(name, options[name], low=1, whole=True)
+    _check_number("seed", options["seed"], low=0, whole=True)
+    _check_number("lr", options["lr"], low=0, above=True)
+    for name in ("momentum", "weight_decay", "label_noise"):
+        _check_number(name, options[name], low=0)
+    if options["score_scale"] is not None:
+        _check_number("score_scale", options["score_scale"], low=0, above=True)
 
-    def __init__(self, net, optimiser, scheduler, checkpoint: str | Path | None):
-        self.net, self.optimiser, self.scheduler = net, optimiser, scheduler
-        self.checkpoint = None if checkpoint is None else Path(checkpoint)
-        self.result = FinetuneResult()
-        self.best_state = None
 
-    def resume(self) -> int:
-        """Load the checkpoint, if there is one; the first epoch still to train."""
-        import torch
+def _check_number(name: str, value, low: float, whole: bool = False, above: bool = False) -> None:
+    kind = numbers.Integral if whole else numbers.Real
+    fits = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    if not (fits and (value > low if above else value >= low)):
+        what = "a whole number" if whole else "a finite number"
+        raise ModelError(f"{name} must be {what} {'>' if above else '>='} {low}, not {value!r}")
 
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return 0
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        self.net.load_state_dict(state["model"])
-        self.optimiser.load_state_dict(state["optimiser"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.result.history = json.loads(state["history"])
-        self.result.best_epoch = int(state["best_epoch"])
-        self.best_state = state["best_model"]
-        log.info("resuming %s at epoch %d", self.checkpoint, int(state["epoch"]) + 1)
-        return int(state["epoch"]) + 1
 
-    def record(self, epoch: int, train_loss: float, val: dict) -> None:
-        """Add an epoch to the history, keep its weights if its val MAE is the lowest yet,
-        and save the checkpoint."""
-        import torch
+def _val_metrics_unless_diverged(model, val: ClipSet, epoch: int, losses: list[float], lr: float) -> dict:
+    """The epoch's participant-level metrics on ``val``; a run whose loss, weights or
+    predictions stopped being finite stops here, before its checkpoint saves them."""
+    import torch
 
-        history = self.result.history
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_mae": val["mae"], "val_rmse": val["rmse"],
-                        "lr": float(self.scheduler.get_last_lr()[0])})
-        if self.result.best_epoch < 0 or val["mae"] <= min(h["val_mae"] for h in history):
-            self.result.best_epoch = epoch
-            self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-        if self.checkpoint is not None:
-            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": self.net.state_dict(), "optimiser": self.optimiser.state_dict(),
-                        "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-                        "best_epoch": self.result.best_epoch, "best_model": self.best_state}, self.checkpoint)
-
-    def keep_best(self) -> FinetuneResult:
-        """Load the best epoch's weights into the model, in eval mode."""
-        if self.best_state is None:
-            raise ModelError("no epoch was trained (epochs <= the checkpoint's epoch?)")
-        self.net.load_state_dict(self.best_state)
-        self.net.eval()
-        return self.result
+    what = f"loss {losses[-1]}" if not math.isfinite(losses[-1]) else None
+    if what is None and not all(bool(torch.isfinite(parameter).all()) for parameter in model.module.parameters()):
+        what = "weights not finite"
+    predictions = predict(model, val.frames) if what is None else None
+    if what is None and not np.isfinite(predictions).all():
+        what = "val predictions not finite"
+    if what is not None:
+        raise ModelError(f"training diverged at epoch {epoch + 1} ({what}); lower lr (now {lr:g}) and start again")
+    return participant_metrics(val.participants, val.scores, predictions)
 
 
 def _evaluate(model, clips: dict[str, ClipSet], train_mean: float, result: FinetuneResult) -> None:
@@ -350,9 +326,26 @@ def finetune(model, manifest: str | Path, *, epochs: int = 10, lr: float = 0.01,
       closed-eye time, against about 0.9 with the participant-level loss); see
       :func:`~expresso_xai.models.clustered.participant_loss`.
 
+    The numeric options are checked before any video is read: ``lr`` finite and > 0;
+    ``momentum``, ``weight_decay`` and ``label_noise`` finite and >= 0; ``score_scale``
+    (when given) finite and > 0; ``epochs``, ``batch_size``, ``clip_stride``,
+    ``restart_epochs``, ``unfreeze_every`` and ``clips_per_participant`` whole numbers
+    >= 1; ``seed`` a whole number >= 0. A run whose loss, weights or val MAE stop being
+    finite stops at the end of that epoch (or at the first non-finite loss), before its
+    checkpoint is written. A checkpoint is loaded with ``torch.load(weights_only=True)``,
+    also before any video is read: one that holds other Python objects, is cut short, is
+    not a zip archive, lacks a key or does not fit the model is refused (and the model's
+    weights are left as they were).
+
     Returns:
         :class:`FinetuneResult` with the history, best epoch, val/test metrics (see
         :func:`participant_metrics`) and the predict-the-training-mean baseline.
+
+    Raises:
+        ModelError: an option is out of range (the message names it), the checkpoint is
+            unusable (the message names the file: delete it or give another path), or
+            training diverged (lower ``lr``).
+        ManifestError: the manifest is missing, malformed or lacks train/val rows.
 
     Example:
         >>> import tempfile, expresso_xai as ex
@@ -369,6 +362,12 @@ def finetune(model, manifest: str | Path, *, epochs: int = 10, lr: float = 0.01,
 
     if loss not in LOSSES:
         raise ModelError(f"loss must be one of {', '.join(map(repr, LOSSES))}, not {loss!r}")
+    _check_options(epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+                   clip_stride=clip_stride, restart_epochs=restart_epochs, unfreeze_every=unfreeze_every,
+                   label_noise=label_noise, score_scale=score_scale, seed=seed,
+                   clips_per_participant=clips_per_participant)
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    saved = read_checkpoint(checkpoint)
     splits = _read_splits(manifest)
     if clips is None:
         clips = {name: prepare_clips(part, model, clip_stride, progress) for name, part in splits.items() if part}
@@ -382,9 +381,9 @@ def finetune(model, manifest: str | Path, *, epochs: int = 10, lr: float = 0.01,
     optimiser = torch.optim.SGD(list(net.parameters()), lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(groups) / batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimiser, T_0=restart_epochs * steps_per_epoch)
-    run = _Run(net, optimiser, scheduler, checkpoint)
+    run = FinetuneRun(net, optimiser, scheduler, checkpoint)
     started = time.perf_counter()
-    for epoch in range(run.resume(), epochs):
+    for epoch in range(run.resume(saved), epochs):
         # Seeded per epoch, so a run resumed from a checkpoint continues exactly.
         rng = np.random.default_rng([seed, epoch])
         torch.manual_seed(seed * 1000 + epoch)
@@ -394,9 +393,8 @@ def finetune(model, manifest: str | Path, *, epochs: int = 10, lr: float = 0.01,
                                  label_noise, rng)
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         losses = _train_epoch(model, batches, optimiser, scheduler, score_scale, bar)
-        if not math.isfinite(losses[-1]):
-            raise ModelError(f"training diverged at epoch {epoch + 1} (loss {losses[-1]}); lower lr (now {lr})")
-        run.record(epoch, float(np.mean(losses)), _clustered_metrics(model, clips["val"]))
+        val = _val_metrics_unless_diverged(model, clips["val"], epoch, losses, lr)
+        run.record(epoch, float(np.mean(losses)), val)
     result = run.keep_best()
     result.seconds = time.perf_counter() - started
     _evaluate(model, clips, float(np.mean([r.score for r in splits["train"]])), result)
