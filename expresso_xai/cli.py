@@ -365,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="explain a video and write the attribution cube")
     explain.add_argument("video")
     explain.add_argument("--model", default="demo",
-                         help="'demo', a zoo architecture (e.g. r3d_18) or the path of a saved model (.pt2 or TorchScript)")
+                         help="'demo', a zoo architecture (e.g. r3d_18) or the path of a model saved with torch.export.save (.pt2)")
     explain.add_argument("--methods", default="gradcam,integrated_gradients,occlusion",
                          help="comma-separated registered methods")
     explain.add_argument("--out", default="cube.nc", type=_output(".nc", ".zarr", folder=True),

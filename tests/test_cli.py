@@ -127,18 +127,16 @@ def test_other_mistakes_are_clear_errors_not_tracebacks(video_path, tmp_path, ca
 
 @pytest.fixture(scope="module")
 def scripted_model(tmp_path_factory) -> Path:
-    """A small 3-D CNN saved as TorchScript, as a user would ship their own model."""
-    import warnings
-
+    """A small 3-D CNN saved with torch.export.save, as a user would ship their own model
+    (any batch size, so that occlusion can batch its perturbations)."""
     import torch
 
     from expresso_xai.testing import tiny_cnn
 
-    net = tiny_cnn(widths=(4,))
-    path = tmp_path_factory.mktemp("model") / "small.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(net), str(path))
+    net = tiny_cnn(widths=(4,)).eval()
+    batch = {"input": {0: torch.export.Dim("batch", min=1, max=256)}}
+    path = tmp_path_factory.mktemp("model") / "small.pt2"
+    torch.export.save(torch.export.export(net, (torch.zeros(2, 3, 16, 112, 112),), dynamic_shapes=batch), path)
     return path
 
 

@@ -83,11 +83,28 @@ def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, **w
             (``r3d_18``, ``mc3_18``, ``r2plus1d_18``, ``s3d``, ``mvit_v2_s``,
             ``swin3d_t``) with its Kinetics normalisation and a fresh head of
             ``num_outputs`` (random weights unless ``weights`` names a local state
-            dict); or the path of a saved model — a ``torch.export`` program (``.pt2``)
-            or TorchScript — which keeps no layers for Grad-CAM hooks (the other
-            methods work).
-        weights: a local state-dict file (never downloaded).
+            dict); or the path of a ``torch.export`` program saved with
+            ``torch.export.save`` (``.pt2``), whose clip length, input size and layout
+            are read from the program; it keeps no layers for Grad-CAM hooks (the
+            other methods work).
+        weights: a local state-dict file (never downloaded), loaded with
+            ``torch.load(weights_only=True)``; also accepted with a ``.pt2`` program.
         **wrap_options: passed to :func:`~expresso_xai.models.wrap` (e.g. ``clip_length``).
+
+    Model files we load, and why: loading a model must never run code from the file,
+    because model files travel between labs and a pickle runs whatever it names. So we
+    read only formats that can be read as data. Weights are state dicts read with
+    ``torch.load(weights_only=True)`` (tensors and plain containers only). A ``.pt2``
+    archive is not handed to ``torch.export.load``, which unpickles sample inputs and
+    pickled weights with ``weights_only=False``, ``eval``-s shape expressions, ``exec``-s
+    guard code and loads AOTInductor libraries; :func:`~expresso_xai.models.files.load_exported`
+    reads its JSON program and raw weights itself and runs the graph with ATen operators
+    looked up by name, and refuses any archive holding pickled weights or constants,
+    custom objects, compiled code, non-tensor sample inputs or other operators.
+    TorchScript is refused: ``torch.jit.load`` unpickles and runs the archive's code, and
+    torch itself warns to load only TorchScript you trust (if you do, load it yourself and
+    pass it to :func:`~expresso_xai.models.wrap`). A refused file raises
+    :class:`~expresso_xai.errors.ModelError` naming the file, the reason and the fix.
 
     Example:
         >>> import expresso_xai as ex
@@ -98,8 +115,6 @@ def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, **w
         ...
         expresso_xai.errors.ModelError: unknown model 'no-such-model': give 'demo', one of ['mc3_18', 'mvit_v2_s', 'r2plus1d_18', 'r3d_18', 's3d', 'swin3d_t'] or the path of a saved model
     """
-    import torch
-
     from .adapter import wrap
     from .demo import load_demo
 
@@ -120,15 +135,11 @@ def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, **w
         return wrap(net, **options)
     path = Path(name)
     if path.is_file():
-        import warnings
+        from .files import load_exported
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still loads
-            try:
-                module = torch.export.load(str(path)).module() if path.suffix == ".pt2" else \
-                    torch.jit.load(str(path), map_location="cpu")
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ModelError(f"{path}: not a saved torch.export program (.pt2) or TorchScript model "
-                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
-        return wrap(module, name=wrap_options.pop("name", path.stem), **wrap_options)
+        module = load_exported(path)
+        if weights is not None:
+            load_weights(module, weights, path.stem)
+        options = {**module.input_geometry(), "name": path.stem, **wrap_options}
+        return wrap(module, **options)
     raise ModelError(f"unknown model {name!r}: give 'demo', one of {sorted(ZOO)} or the path of a saved model")
