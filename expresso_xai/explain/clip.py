@@ -18,7 +18,7 @@ import numpy as np
 from ..crop import FaceCrop
 from ..errors import ExpressoError, MethodError, ModelError
 from ..faces import FaceTrack
-from ..regions import RegionMap, get_scheme, label_dtype, label_encoding, region_map
+from ..regions import RegionMap, get_scheme, region_map
 from .base import ClipContext, Method, MethodResult, check_output, get_method
 
 
@@ -63,8 +63,7 @@ def clip_region_map(faces: FaceTrack, crop: FaceCrop, scheme, frame_indices) -> 
     if faces.face_found.any():
         result = region_map(faces, crop, scheme)
     else:
-        encoding = label_encoding(scheme.exclusive)
-        labels = np.stack([scheme.empty(crop.size) for _ in range(len(faces))]).astype(label_dtype(encoding))
+        labels = np.stack([scheme.empty(crop.size) for _ in range(len(faces))])  # already the scheme's dtype
         result = RegionMap(labels, scheme.names, scheme.exclusive, faces.face_found.copy(), np.arange(len(faces)),
                            scheme.name)
     result.frame_indices = np.asarray(frame_indices)

@@ -27,7 +27,7 @@ from ..clips import iter_clips
 from ..crop import FaceCrop
 from ..errors import ModelError, NoFaceWarning
 from ..faces import FaceTrack, track_faces
-from ..regions import label_dtype, label_encoding
+from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
 from .clip import prepare_clip, run_methods
 from .plan import ExplainPlan, plan_explain
@@ -254,7 +254,7 @@ def _crop_for(model, faces: FaceTrack, crop: FaceCrop | None) -> FaceCrop:
 def new_state(plan: ExplainPlan, n_frames: int) -> ExplainState:
     """Empty running totals for a run of ``plan`` over ``n_frames`` frames."""
     pixel_size = plan.model.input_size if plan.keep_pixels else None
-    dtype = label_dtype(label_encoding(plan.scheme.exclusive))
+    dtype = label_dtype(plan.scheme.encoding)
     state = ExplainState.empty(plan.methods, n_frames, len(plan.scheme.names), pixel_size, dtype)
     state.batch_size = plan.batch_size
     return state
