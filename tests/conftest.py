@@ -34,3 +34,34 @@ def short_faces(short_video) -> ex.FaceTrack:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def fragile_saliency():
+    """Make a saliency method, registered under ``name``, that is interrupted (Ctrl-C)
+    on its ``on_call``-th clip while its ``interrupt`` is True; each call's seed goes to
+    its ``calls``. Methods made here are unregistered when the test ends."""
+    from expresso_xai.explain import METHODS, Method, MethodResult, register
+    from expresso_xai.explain.base import shared_gradients
+
+    made = []
+
+    def make(name: str, model, on_call: int):
+        class Fragile(Method):
+            shares_gradient = True
+            interrupt = True
+            calls: list = []
+
+            def attribute(self, ctx):
+                Fragile.calls.append(ctx.seed)
+                if Fragile.interrupt and len(Fragile.calls) == on_call:
+                    raise KeyboardInterrupt
+                return MethodResult(pixels=model.to_pixels(shared_gradients(ctx)["input_gradient"].abs())[0])
+
+        Fragile.name = name
+        made.append(register(Fragile))
+        return Fragile
+
+    yield make
+    for method in made:
+        METHODS.pop(method.name, None)

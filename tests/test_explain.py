@@ -300,51 +300,30 @@ def test_boxes_scheme_pools_gradient_methods(clip_video, clip_faces):
     assert cube.attrs["region_scheme"] == "boxes"
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint_and_gives_the_same_cube(tmp_path):
-    from expresso_xai.explain import Method, MethodResult, register
-    from expresso_xai.explain.base import shared_gradients
-
+def test_an_interrupted_run_resumes_from_its_checkpoint_and_gives_the_same_cube(tmp_path, fragile_saliency):
     video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=48)
     faces = ex.track_faces(video, progress=False)
     model = ex.models.wrap(small_cnn(), input_size=SIZE)
-    calls = []
-
-    @register
-    class Fragile(Method):
-        """Saliency that is interrupted (Ctrl-C) on its 4th clip, the first time round."""
-
-        name = "fragile_saliency"
-        defaults = {}
-        shares_gradient = True
-        interrupt = True
-
-        def attribute(self, ctx):
-            calls.append(ctx.seed)
-            if Fragile.interrupt and len(calls) == 4:
-                raise KeyboardInterrupt
-            return MethodResult(pixels=model.to_pixels(shared_gradients(ctx)["input_gradient"].abs())[0])
-
-    try:
-        methods = ["fragile_saliency", "integrated_gradients"]
-        checkpoint = tmp_path / "run.npz"
-        with pytest.raises(KeyboardInterrupt):
-            ex.explain(model, video, faces=faces, methods=methods, progress=False, checkpoint=checkpoint,
-                       checkpoint_every=1e9)
-        assert checkpoint.exists(), "the clips finished before Ctrl-C must be saved"
-        Fragile.interrupt = False
-        calls.clear()
-        resumed = ex.explain(model, video, faces=faces, methods=methods, progress=False, checkpoint=checkpoint)
-        assert len(calls) == 2, "only the clips not yet done are computed again"
-        assert not checkpoint.exists(), "a complete cube needs no checkpoint"
-        calls.clear()
-        fresh = ex.explain(model, video, faces=faces, methods=methods, progress=False)
-        assert len(calls) == 5
-        np.testing.assert_array_equal(resumed.attribution.values, fresh.attribution.values)
-        np.testing.assert_array_equal(resumed.integrated_gradients_steps.values,
-                                      fresh.integrated_gradients_steps.values)
-        np.testing.assert_array_equal(resumed.clip_start.values, fresh.clip_start.values)
-    finally:
-        METHODS.pop("fragile_saliency", None)
+    fragile = fragile_saliency("fragile_saliency", model, on_call=4)
+    calls = fragile.calls
+    methods = ["fragile_saliency", "integrated_gradients"]
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        ex.explain(model, video, faces=faces, methods=methods, progress=False, checkpoint=checkpoint,
+                   checkpoint_every=1e9)
+    assert checkpoint.exists(), "the clips finished before Ctrl-C must be saved"
+    fragile.interrupt = False
+    calls.clear()
+    resumed = ex.explain(model, video, faces=faces, methods=methods, progress=False, checkpoint=checkpoint)
+    assert len(calls) == 2, "only the clips not yet done are computed again"
+    assert not checkpoint.exists(), "a complete cube needs no checkpoint"
+    calls.clear()
+    fresh = ex.explain(model, video, faces=faces, methods=methods, progress=False)
+    assert len(calls) == 5
+    np.testing.assert_array_equal(resumed.attribution.values, fresh.attribution.values)
+    np.testing.assert_array_equal(resumed.integrated_gradients_steps.values,
+                                  fresh.integrated_gradients_steps.values)
+    np.testing.assert_array_equal(resumed.clip_start.values, fresh.clip_start.values)
 
 
 def test_occlusion_equals_captum_feature_ablation_on_the_same_mask(clip_video, clip_crop, clip_regions):

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 import expresso_xai as ex
-from expresso_xai.explain import METHODS, Method, MethodResult, register
-from expresso_xai.explain.base import shared_gradients
 from expresso_xai.samples import write_video
 from expresso_xai.testing import tiny_model
 
@@ -34,43 +32,25 @@ def test_a_path_cube_records_the_hash_of_the_decoded_frames(two_videos):
     assert cube.attrs["video_hash"] != ex.load_video(two_videos[1]).content_hash()
 
 
-def test_a_checkpoint_is_not_resumed_into_a_replaced_video(two_videos, tmp_path):
+def test_a_checkpoint_is_not_resumed_into_a_replaced_video(two_videos, tmp_path, fragile_saliency):
     first, second = two_videos
     path = tmp_path / "interview.mp4"
     shutil.copy(first, path)
     faces = ex.track_faces(path, progress=False)
     model = tiny_model()
-    calls = []
-
-    @register
-    class Fragile(Method):
-        """Saliency interrupted (Ctrl-C) on its 3rd clip, the first time round."""
-
-        name = "fragile_saliency_video"
-        shares_gradient = True
-        interrupt = True
-
-        def attribute(self, ctx):
-            calls.append(ctx.seed)
-            if Fragile.interrupt and len(calls) == 3:
-                raise KeyboardInterrupt
-            return MethodResult(pixels=model.to_pixels(shared_gradients(ctx)["input_gradient"].abs())[0])
-
-    try:
-        checkpoint = tmp_path / "run.npz"
-        run = dict(faces=faces, methods=["fragile_saliency_video"], progress=False, checkpoint=checkpoint)
-        with pytest.raises(KeyboardInterrupt):
-            ex.explain(model, path, **run)
-        assert checkpoint.exists()
-        shutil.copy(second, path)  # same name, size and length: another person
-        Fragile.interrupt = False
-        with pytest.warns(UserWarning, match="not the one the checkpoint was made from"):
-            resumed = ex.explain(model, path, **run)
-        fresh = ex.explain(model, path, faces=faces, methods=["fragile_saliency_video"], progress=False)
-        np.testing.assert_array_equal(resumed.attribution.values, fresh.attribution.values)
-        assert resumed.attrs["video_hash"] == ex.load_video(second).content_hash()
-    finally:
-        METHODS.pop("fragile_saliency_video", None)
+    fragile = fragile_saliency("fragile_saliency_video", model, on_call=3)
+    checkpoint = tmp_path / "run.npz"
+    run = dict(faces=faces, methods=["fragile_saliency_video"], progress=False, checkpoint=checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        ex.explain(model, path, **run)
+    assert checkpoint.exists()
+    shutil.copy(second, path)  # same name, size and length: another person
+    fragile.interrupt = False
+    with pytest.warns(UserWarning, match="not the one the checkpoint was made from"):
+        resumed = ex.explain(model, path, **run)
+    fresh = ex.explain(model, path, faces=faces, methods=["fragile_saliency_video"], progress=False)
+    np.testing.assert_array_equal(resumed.attribution.values, fresh.attribution.values)
+    assert resumed.attrs["video_hash"] == ex.load_video(second).content_hash()
 
 
 def test_a_checkpoint_of_the_same_file_still_resumes(two_videos, tmp_path):
