@@ -66,3 +66,8 @@ class MethodError(ExpressoError, ValueError):
 
 class CubeError(ExpressoError, ValueError):
     """An attribution cube does not fit the schema, or a file holds no cube (or is missing)."""
+
+
+class EvaluationError(ExpressoError, ValueError):
+    """An evaluation cannot run as asked: the cube, model, video or ground truth do not
+    belong together, a metric is unknown, or an evaluation file holds no evaluation."""

@@ -155,6 +155,68 @@ def example_cube(
     )
 
 
+# --- example evaluations --------------------------------------------------------------
+
+
+def example_evaluation(explainers=("gradcam", "integrated_gradients"), steps: int = 8, seed: int = 0):
+    """A small synthetic evaluation dataset with the layout :func:`expresso_xai.evaluate`
+    gives (scores of every default metric, deletion/insertion curves, per-layer
+    randomisation similarity), made without any model, for examples and tests of what
+    reads evaluations (figures, the Explorer).
+
+    The first explainer is the faithful one: its MoRF curves drop fast and its scores
+    beat the second's.
+
+    Example:
+        >>> ev = example_evaluation()
+        >>> ev.score.dims, ev.curve.dims
+        (('explainer', 'metric'), ('explainer', 'kind', 'order', 'step'))
+        >>> float(ev.score.sel(explainer="gradcam", metric="deletion_morf")) > 0
+        True
+    """
+    import xarray as xr
+
+    from .evaluate import METRICS, MetricResult
+    from .evaluate.dataset import build_dataset
+    from .evaluate.run import EvaluationRun
+    from .regions import get_scheme
+
+    rng = np.random.default_rng(seed)
+    cube = example_cube(explainers=explainers)
+    names = ("deletion", "insertion", "mprt", "random", "pointing_game", "relevance_mass", "off_face")
+    run = EvaluationRun(None, cube, None, None, None, get_scheme("partition"), list(names), None, 4, "blur",
+                        steps, 8, seed, None, None, "cpu", False)
+    fraction = np.linspace(0.0, 1.0, steps + 1)
+    sharpness = np.linspace(6.0, 1.2, len(explainers))  # the first explainer is the most faithful
+    curves = np.empty((len(explainers), 2, 3, steps + 1))
+    for i, k in enumerate(sharpness):
+        for j, kind in enumerate(("deletion", "insertion")):
+            morf, lerf, rand = np.exp(-k * fraction), 1 - (1 - np.exp(-fraction / k)) * 0.3, 1 - fraction
+            if kind == "insertion":
+                morf, lerf, rand = 1 - morf, 1 - lerf, fraction
+            curves[i, j] = 10.0 + 20.0 * np.stack([morf, lerf, rand])
+    coords = {"explainer": list(explainers), "kind": ["deletion", "insertion"], "order": ["morf", "lerf", "random"],
+              "step": fraction}
+    curve = xr.DataArray(curves, dims=("explainer", "kind", "order", "step"), coords=coords,
+                         attrs={"long_name": "model output", "units": "output"})
+    ci = curves[:, :, 2:3, :] + np.array([-1.0, 1.0])[None, None, :, None]
+    curve_ci = xr.DataArray(ci, dims=("explainer", "kind", "bound", "step"),
+                            coords={**{k: coords[k] for k in ("explainer", "kind", "step")}, "bound": ["lower", "upper"]})
+    layers = ["head", "block2", "block1", "stem"]
+    similarity = np.clip(rng.uniform(0.0, 0.3, size=(len(explainers), 2, len(layers), 2)) +
+                         np.linspace(0.9, 0.1, len(layers))[None, None, :, None], 0, 1)
+    randomisation = xr.DataArray(similarity, dims=("explainer", "mode", "layer", "similarity"),
+                                 coords={"explainer": list(explainers), "mode": ["cascading", "independent"],
+                                         "layer": layers, "similarity": ["spearman", "ssim"]})
+    results = []
+    for name in names:
+        scores = {score.name: {e: float(rng.uniform(0.05, 0.9) * (1 - 0.3 * i)) for i, e in enumerate(explainers)}
+                  for score in METRICS[name].scores}
+        variables = {"deletion": {"curve": curve, "curve_ci": curve_ci}, "mprt": {"randomisation": randomisation}}
+        results.append(MetricResult(scores, variables.get(name, {})))
+    return build_dataset(run, results)
+
+
 # --- browser --------------------------------------------------------------------------
 # Driving the Explorer in Debian's Chromium through Playwright, for the browser tests and
 # benchmarks/bench_widget.py. Playwright is imported inside the functions: the library

@@ -330,3 +330,125 @@ def test_quickstart_notebook_in_jupyterlab(browser, jupyterlab):
     finally:
         page.screenshot(path=ARTIFACTS / "jupyterlab_9_last.png")
         page.close()
+
+
+# --- 3. the evaluation panel (standalone HTML) -------------------------------------------
+
+EVALUATED = ["gradcam", "integrated_gradients", "saliency"]
+
+
+def _evaluation_page(browser, tmp_path, evaluation, name: str):
+    """The standalone Explorer of a small cube with ``evaluation``, opened; its page and
+    the list where uncaught errors and console errors go."""
+    from expresso_xai.testing import example_cube
+
+    cube = example_cube(explainers=EVALUATED, pixels=True)
+    path = ex.widgets.Explorer(cube, evaluation=evaluation).save_html(tmp_path / f"{name}.html")
+    errors: list = []
+    page = new_page(browser, errors)
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    open_explorer(page, path)
+    return page, errors
+
+
+def shown_curves(page) -> dict:
+    """Per method panel, the curves drawn: ``{explainer: {order: y}}`` from the figure's
+    data, and how many traces plotly drew in the page (curves and the band)."""
+    return page.eval_on_selector_all(".xe-eval-panel", """panels => Object.fromEntries(panels.map(p => {
+        const plot = p.querySelector('.xe-eval-plot');
+        const curves = Object.fromEntries(plot.data.filter(t => t.meta.role === 'curve').map(t => [t.meta.order, t.y]));
+        return [p.dataset.explainer, {curves, drawn: plot.querySelectorAll('.scatterlayer .trace').length,
+                                      bands: plot.data.filter(t => t.meta.role === 'band').length}];
+    }))""")
+
+
+def shown_table(page) -> dict:
+    """The score table as drawn: metric columns, rows, the cells' text and best cells."""
+    return page.eval_on_selector(".xe-eval-table", """table => {
+      const headers = [...table.querySelectorAll('th[data-metric]')];
+      return {
+        metrics: headers.map(th => th.dataset.metric),
+        titles: Object.fromEntries(headers.map(th => [th.dataset.metric, th.title])),
+        headers: Object.fromEntries(headers.map(th => [th.dataset.metric, th.textContent])),
+        rows: [...table.querySelectorAll('tbody tr')].map(tr => tr.dataset.explainer),
+        cells: [...table.querySelectorAll('td[data-metric]')].map(td => ({
+            explainer: td.dataset.explainer, metric: td.dataset.metric, best: td.classList.contains('xe-best'),
+            text: td.querySelector('.xe-score-value').textContent,
+            mark: td.querySelector('.xe-pass') ? 'pass' : td.querySelector('.xe-fail') ? 'fail' : ''})),
+        images: table.querySelectorAll('img').length,
+      };
+    }""")
+
+
+def test_evaluation_panel_shows_the_curves_and_the_table(browser, tmp_path):
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation(explainers=EVALUATED)
+    # planted so that the lowest (best) mprt_spearman is not the highest, and markup in a definition
+    ev["score"].loc[dict(metric="mprt_spearman")] = [0.62, 0.08, 0.31]
+    definitions = json.loads(ev.attrs["metric_definitions"])
+    definitions["relevance_mass"]["definition"] = "<img src=x onerror=\"document.title='pwned'\"> share inside"
+    ev = ev.assign_attrs(metric_definitions=json.dumps(definitions))
+    page, errors = _evaluation_page(browser, tmp_path, ev, "evaluation")
+    try:
+        page.wait_for_selector(".xe-eval-curves[data-kind='deletion']", timeout=10_000)
+        assert page.is_visible(".xe-evaluation") and page.is_visible(".xe-eval-table")
+
+        # one curve per method and order for the selected kind, the dataset's values, the random band
+        for kind in ("deletion", "insertion"):
+            if kind != "deletion":
+                page.select_option(".xe-eval-kind", kind)
+                page.wait_for_selector(f".xe-eval-curves[data-kind='{kind}']", timeout=5000)
+            curves = shown_curves(page)
+            assert list(curves) == EVALUATED
+            for name, shown in curves.items():
+                assert list(shown["curves"]) == ["morf", "lerf", "random"]
+                assert shown["bands"] == 1 and shown["drawn"] == 4  # three curves and the band
+                for order, y in shown["curves"].items():
+                    assert y == pytest.approx(ev.curve.sel(explainer=name, kind=kind, order=order).values.tolist())
+
+        table = shown_table(page)
+        assert table["rows"] == EVALUATED and sorted(table["metrics"]) == sorted(ev.metric.values.tolist())
+        assert len(table["cells"]) == len(EVALUATED) * ev.sizes["metric"]
+        for name in EVALUATED:  # one column per metric, in the dataset's order
+            assert [c["metric"] for c in table["cells"] if c["explainer"] == name] == ev.metric.values.tolist()
+        for cell in table["cells"]:
+            value = float(ev.score.sel(explainer=cell["explainer"], metric=cell["metric"]))
+            assert abs(float(cell["text"]) - value) <= 0.5e-3 + 1e-12, (cell, value)  # shown with 3 decimals
+            passed = float(ev.passed.sel(explainer=cell["explainer"], metric=cell["metric"]))
+            assert cell["mark"] == ("" if np.isnan(passed) else "pass" if passed else "fail"), cell
+        best = {c["metric"]: c["explainer"] for c in table["cells"] if c["best"]}
+        assert best["mprt_spearman"] == "integrated_gradients"  # lower is better: the smallest
+        assert "↓" in table["headers"]["mprt_spearman"] and "↑" in table["headers"]["deletion_morf"]
+        assert "shuffled_frames" not in best  # no direction, no best
+        # the definitions are tooltips, as text: the markup in one is shown, never run
+        assert definitions["deletion_morf"]["definition"] in table["titles"]["deletion_morf"]
+        assert "<img src=x" in table["titles"]["relevance_mass"] and table["images"] == 0
+        assert page.title() != "pwned"
+
+        # a click on a row shows that method above
+        page.click(".xe-eval-row[data-explainer='saliency'] th")
+        page.wait_for_function("() => document.querySelector('.xe-compare-item.xe-selected').dataset.explainer "
+                               "=== 'saliency'", timeout=5000)
+        assert page.get_attribute(".xe-eval-panel.xe-selected", "data-explainer") == "saliency"
+
+        page.select_option(".xe-eval-kind", "deletion")
+        page.wait_for_selector(".xe-eval-curves[data-kind='deletion']", timeout=5000)
+        page.locator(".xe-evaluation").screenshot(path=ARTIFACTS / "evaluation_panel.png")
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_an_evaluation_without_curves_shows_only_the_table(browser, tmp_path):
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation(explainers=EVALUATED).drop_vars(["curve", "curve_ci"])
+    page, errors = _evaluation_page(browser, tmp_path, ev, "evaluation_table")
+    try:
+        assert page.is_visible(".xe-eval-table") and page.locator(".xe-eval-curves").count() == 0
+        assert shown_table(page)["rows"] == EVALUATED
+        page.locator(".xe-evaluation").screenshot(path=ARTIFACTS / "evaluation_table_only.png")
+        assert not errors, errors
+    finally:
+        page.close()

@@ -363,3 +363,153 @@ def test_markup_in_names_cannot_break_the_standalone_page(tmp_path, name):
     import json
 
     assert name in json.dumps(json.loads(state), ensure_ascii=False)  # the names come back intact
+
+
+# --- the evaluation panel ------------------------------------------------------------
+
+
+def _evaluation_part(cube, evaluation):
+    return ex.widgets.Explorer(cube, evaluation=evaluation)._data["evaluation"]
+
+
+def test_evaluation_table_sends_every_score_with_its_direction_and_verdict():
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation()
+    table = _evaluation_part(example_cube(), ev)["table"]
+    assert table["explainers"] == ev.explainer.values.tolist()
+    assert [m["name"] for m in table["metrics"]] == ev.metric.values.tolist()
+    definitions = json.loads(ev.attrs["metric_definitions"])
+    arrows = {"higher": "↑", "lower": "↓", "neither": ""}
+    for m, column in enumerate(table["metrics"]):
+        assert column["better"] == str(ev.better.values[m]) and column["arrow"] == arrows[column["better"]]
+        assert column["group"] == str(ev.group.values[m])
+        assert definitions[column["name"]]["definition"] in column["title"]
+        for e, name in enumerate(table["explainers"]):
+            value = float(ev.score.sel(explainer=name, metric=column["name"]))
+            passed = float(ev.passed.sel(explainer=name, metric=column["name"]))
+            assert table["score"][e][m] == pytest.approx(value)
+            assert table["passed"][e][m] == (None if np.isnan(passed) else bool(passed))
+
+
+def test_best_method_per_metric_follows_its_direction():
+    """The best row is the largest score where higher is better, the smallest where lower
+    is, none for a descriptive score; a NaN never wins and ties all count."""
+    from expresso_xai.testing import example_evaluation
+    from expresso_xai.widgets.evaluation import best_rows
+
+    explainers = ["gradcam", "saliency", "occlusion"]
+    ev = example_evaluation(explainers=explainers)
+    planted = {"deletion_morf": [0.1, 0.7, 0.4], "mprt_spearman": [0.6, 0.1, 0.3],
+               "shuffled_frames": [0.2, 0.9, 0.5], "relevance_mass": [np.nan, 0.2, 0.8], "off_face": [0.3, 0.3, 0.5]}
+    for metric, values in planted.items():
+        ev["score"].loc[dict(metric=metric)] = values
+    table = _evaluation_part(example_cube(explainers=explainers), ev)["table"]
+    best = {column["name"]: table["best"][m] for m, column in enumerate(table["metrics"])}
+    assert best["deletion_morf"] == [1]   # higher: the largest
+    assert best["mprt_spearman"] == [1]   # lower: the smallest, not the largest
+    assert best["shuffled_frames"] == []  # neither: no best
+    assert best["relevance_mass"] == [2]  # NaN is not a winner
+    assert best["off_face"] == [0, 1]     # a tie
+    assert best_rows(np.full((2, 1), np.nan), ["higher"]) == [[]]
+
+
+def test_evaluation_curves_are_the_datasets_with_the_random_band():
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation(steps=4)
+    curves = _evaluation_part(example_cube(), ev)["curves"]
+    assert [k for k, _ in curves["kinds"]] == ["deletion", "insertion"]
+    assert [o for o, _, _ in curves["orders"]] == ["morf", "lerf", "random"]
+    assert curves["steps"] == pytest.approx(ev.step.values.tolist())
+    for name in ev.explainer.values:
+        for kind in ("deletion", "insertion"):
+            for order in ("morf", "lerf", "random"):
+                expected = ev.curve.sel(explainer=name, kind=kind, order=order).values
+                assert curves["values"][name][kind][order] == pytest.approx(expected.tolist())
+            for bound in ("lower", "upper"):
+                expected = ev.curve_ci.sel(explainer=name, kind=kind, bound=bound).values
+                assert curves["ci"][name][kind][bound] == pytest.approx(expected.tolist())
+    # a kind that was not run (all NaN) is not offered
+    ev["curve"].loc[dict(kind="insertion")] = np.nan
+    assert [k for k, _ in _evaluation_part(example_cube(), ev)["curves"]["kinds"]] == ["deletion"]
+
+
+def test_an_evaluation_without_curves_sends_only_the_table():
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation().drop_vars(["curve", "curve_ci", "randomisation"])
+    part = _evaluation_part(example_cube(), ev)
+    assert part["curves"] is None and len(part["table"]["metrics"]) == ev.sizes["metric"]
+    assert ex.widgets.Explorer(example_cube())._data["evaluation"] is None
+
+
+def test_rows_follow_the_cube_and_a_cube_may_have_more_methods_than_were_evaluated():
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation(explainers=["saliency", "gradcam"])
+    table = _evaluation_part(example_cube(explainers=["gradcam", "occlusion", "saliency"]), ev)["table"]
+    assert table["explainers"] == ["gradcam", "saliency"]
+    column = [m["name"] for m in table["metrics"]].index("deletion_morf")
+    assert table["score"][1][column] == pytest.approx(float(ev.score.sel(explainer="saliency", metric="deletion_morf")))
+
+
+def test_an_evaluation_of_another_cube_is_refused():
+    from expresso_xai.errors import EvaluationError
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation()
+    with pytest.raises(EvaluationError, match=r"explainers \['integrated_gradients'\] that the cube does not have"):
+        ex.widgets.Explorer(example_cube(explainers=["gradcam"]), evaluation=ev)
+    for key in ("model_hash", "video_hash"):
+        cube = example_cube().assign_attrs({key: "a" * 64})
+        with pytest.raises(EvaluationError, match=f"{key}.*another model or video"):
+            ex.widgets.Explorer(cube, evaluation=ev.assign_attrs({key: "b" * 64}))
+        ex.widgets.Explorer(cube, evaluation=ev.assign_attrs({key: "a" * 64}))  # the same: accepted
+        ex.widgets.Explorer(cube, evaluation=ev.assign_attrs({key: ""}))  # not recorded: cannot tell
+    with pytest.raises(EvaluationError, match="not an evaluation dataset"):
+        ex.widgets.Explorer(example_cube(), evaluation=example_cube())
+
+
+def test_an_evaluation_file_can_be_given_by_its_path(tmp_path):
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation()
+    path = tmp_path / "eval.nc"
+    ev.to_netcdf(path)
+    explorer = ex.widgets.Explorer(example_cube(), evaluation=path)
+    assert explorer.evaluation.sizes["metric"] == ev.sizes["metric"]
+    assert explorer._data["evaluation"] == _evaluation_part(example_cube(), ev)
+
+
+def test_evaluation_typedefs_list_exactly_what_the_panel_sends():
+    from expresso_xai.testing import example_evaluation
+
+    js = (FRONTEND / "explorer.js").read_text(encoding="utf-8")
+
+    def described(name):
+        start = js.index(f"@typedef {{object}} {name}")
+        end = js.find("@typedef", start + 1)
+        return re.findall(r"@property \{.*?\} (\w+)", js[start:end if end > 0 else js.index("*/", start)])
+
+    part = _evaluation_part(example_cube(), example_evaluation())
+    assert described("Evaluation") == list(part)
+    assert described("ScoreTable") == list(part["table"])
+    assert described("MetricColumn") == list(part["table"]["metrics"][0])
+    assert described("Curves") == list(part["curves"])
+    assert "innerHTML" not in js and "insertAdjacentHTML" not in js, "text from attrs must never become markup"
+
+
+def test_metric_definitions_with_markup_stay_text_in_the_standalone_page(tmp_path):
+    from expresso_xai.testing import example_evaluation
+
+    ev = example_evaluation()
+    definitions = json.loads(ev.attrs["metric_definitions"])
+    markup = "</script><img src=x onerror=alert(1)><!--<script>"
+    definitions["deletion_morf"]["definition"] = markup
+    ev = ev.assign_attrs(metric_definitions=json.dumps(definitions))
+    html = ex.widgets.Explorer(example_cube(), evaluation=ev).save_html(tmp_path / "page.html").read_text()
+    state = html.split('<script type="application/json" id="xe-state">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in state and html.count("<script") == html.count("</script>") == 3
+    title = json.loads(state)["_data"]["evaluation"]["table"]["metrics"][0]["title"]
+    assert markup in title

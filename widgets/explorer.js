@@ -37,6 +37,7 @@
  * @property {[number, number]} display       the player canvas (height, width)
  * @property {{diverging: number[][], sequential: number[][]}} luts  256 [r, g, b] each
  * @property {string[]} messages              what is missing and how to get it
+ * @property {Evaluation|null} evaluation     null without an evaluation dataset
  *
  * @typedef {object} Overlay
  * @property {[number, number, number]} shape (time, h, w) of each explainer's codes
@@ -57,6 +58,38 @@
  * @typedef {object} Agreement
  * @property {(number|null)[][]} matrix       Spearman over region × time, explainer × explainer
  * @property {(number|null)[]} per_frame      mean pairwise Spearman over regions, per column
+ *
+ * The evaluation panel (payload `evaluation`, made by expresso_xai/widgets/evaluation.py,
+ * which decides the arrows, the best rows, the decimals and the curves' labels and colours):
+ * @typedef {object} Evaluation
+ * @property {ScoreTable} table
+ * @property {Curves|null} curves             null when the evaluation has no perturbation curves
+ *
+ * @typedef {object} ScoreTable
+ * @property {string[]} explainers            one row each, in the cube's order
+ * @property {MetricColumn[]} metrics         one column each
+ * @property {(number|null)[][]} score        (explainer, metric)
+ * @property {(boolean|null)[][]} passed      (explainer, metric): pass, fail, or no verdict
+ * @property {number[][]} best                per metric, the rows with the best score (none without a direction)
+ * @property {number} digits                  decimals shown
+ *
+ * @typedef {object} MetricColumn
+ * @property {string} name                    the metric coordinate
+ * @property {string} label                   its header under its group
+ * @property {string} group                   the metric group (consecutive columns share one)
+ * @property {"higher"|"lower"|"neither"} better
+ * @property {string} arrow                   the direction as shown ("↑", "↓" or "")
+ * @property {string} title                   definition, reference, direction, threshold (plain text)
+ *
+ * @typedef {object} Curves
+ * @property {[string, string][]} kinds       kind -> its x-axis label, in menu order
+ * @property {[string, string, string][]} orders  order -> label, colour
+ * @property {number[]} steps                 fraction of units perturbed
+ * @property {string} label                   the y axis (what the curve measures)
+ * @property {Object<string, Object<string, Object<string, (number|null)[]>>>} values
+ *   explainer -> kind -> order -> one value per step
+ * @property {Object<string, Object<string, {lower: (number|null)[], upper: (number|null)[]}>>|null} ci
+ *   explainer -> kind -> the random order's band, or null
  */
 
 const SYNC_INTERVAL_MS = 250; // while playing, tell the kernel the frame at most this often
@@ -824,6 +857,171 @@ function drawAgreement(canvas, perFrame, i) {
   line("#d62728", 1.5, [[x(i), 0], [x(i), H]]);
 }
 
+// --- the evaluation: the method × metric table and the perturbation curves -------------
+
+function createEvaluation(view) {
+  const evaluation = view.data.evaluation;
+  if (!evaluation) return part();
+  const title = h("div", { class: "xe-section-title", text: "Evaluation: can these explanations be trusted?" });
+  const parts = [part(title), createScoreTable(view, evaluation.table)];
+  if (evaluation.curves) parts.push(createCurves(view, evaluation.curves, evaluation.table.explainers));
+  return compose(h("div", { class: "xe-evaluation" }), parts);
+}
+
+/** One row per method, one column per metric under its group; a click on a row shows
+ * that method above. */
+function createScoreTable(view, table) {
+  const rows = table.explainers.map((name, e) => h("tr", { class: "xe-eval-row", "data-explainer": name },
+    h("th", { text: name, title: `click to show ${name} above` }),
+    ...table.metrics.map((_, m) => scoreCell(table, e, m))));
+  const node = h("div", { class: "xe-eval-scores" },
+    h("table", { class: "xe-eval-table" }, scoreHeader(table), h("tbody", {}, ...rows)),
+    h("div", { class: "xe-note", text: scoreNote(table) }));
+  const off = rows.map((row, e) => listen(row, "click", () => view.set("method", table.explainers[e])));
+  function update(key) {
+    if (key !== "all" && key !== "method") return;
+    rows.forEach((row, e) => row.classList.toggle("xe-selected", table.explainers[e] === view.model.get("method")));
+  }
+  return { node, update, dispose: () => off.forEach((f) => f()) };
+}
+
+function scoreHeader(table) {
+  const groups = [];
+  for (const metric of table.metrics) {
+    const last = groups[groups.length - 1];
+    if (last && last.name === metric.group) last.columns.push(metric);
+    else groups.push({ name: metric.group, columns: [metric] });
+  }
+  const top = h("tr", {}, h("th", { rowspan: "2", text: "method" }));
+  const bottom = h("tr", {});
+  for (const { name, columns } of groups) {
+    if (columns.length === 1 && columns[0].label === name) {
+      top.append(metricHeader(columns[0], { rowspan: "2" }));
+      continue;
+    }
+    top.append(h("th", { class: "xe-eval-group", colspan: String(columns.length), text: name }));
+    for (const metric of columns) bottom.append(metricHeader(metric));
+  }
+  return h("thead", {}, top, bottom);
+}
+
+/** A metric's header: its definition as the tooltip, plain text (never markup). */
+function metricHeader(metric, attrs = {}) {
+  return h("th", { ...attrs, class: "xe-eval-metric", "data-metric": metric.name, title: metric.title },
+    metric.label, metric.arrow ? h("span", { class: "xe-arrow", text: ` ${metric.arrow}` }) : null);
+}
+
+function scoreCell(table, e, m) {
+  const [value, passed] = [table.score[e][m], table.passed[e][m]];
+  const mark = passed == null ? null : h("span", { class: passed ? "xe-pass" : "xe-fail",
+    text: passed ? " ✓" : " ✗", title: passed ? "passes its threshold" : "fails its threshold" });
+  const cell = h("td", { "data-metric": table.metrics[m].name, "data-explainer": table.explainers[e] },
+    h("span", { class: "xe-score-value", text: value == null ? "–" : value.toFixed(table.digits) }), mark);
+  if (table.best[m].includes(e)) cell.classList.add("xe-best");
+  return cell;
+}
+
+function scoreNote(table) {
+  const directions = new Map(table.metrics.filter((m) => m.arrow)
+    .map((m) => [m.arrow, `${m.arrow} ${m.better} is better`]));
+  const verdicts = table.passed.some((row) => row.some((p) => p != null));
+  const marks = verdicts ? ["✓ / ✗ pass / fail at the metric's threshold"] : [];
+  return [...directions.values(), "bold: the best method per metric", ...marks,
+    "hover a header for its definition", "click a row to show that method above"].join(" · ");
+}
+
+/** Per method, its MoRF, LeRF and random curves (with the random band) for the chosen
+ * kind of perturbation, on one shared y range so that methods compare. */
+function createCurves(view, curves, explainers) {
+  let kind = curves.kinds[0][0];
+  const menu = select("xe-eval-kind", curves.kinds.map(([k]) => [k, k]), kind);
+  const legend = curves.orders.map(([, label, colour]) => {
+    const swatch = h("span", { class: "xe-eval-swatch" });
+    swatch.style.background = colour;
+    return h("span", { class: "xe-eval-key" }, swatch, label);
+  });
+  const items = explainers.map((name) => {
+    const caption = h("figcaption", { text: name, title: `click to show ${name} above` });
+    const plot = h("div", { class: "xe-eval-plot" });
+    const node = h("figure", { class: "xe-eval-panel", "data-explainer": name }, caption, plot);
+    return { name, caption, plot, node };
+  });
+  const node = h("div", { class: "xe-eval-curves" },
+    h("div", { class: "xe-eval-legend" }, h("label", {}, "perturbation ", menu), ...legend),
+    h("div", { class: "xe-eval-panels" }, ...items.map((item) => item.node)));
+  let drawn = false;
+  async function draw() {
+    const Plotly = view.shared.plotly;
+    if (!Plotly) return;
+    const layout = () => curveLayout(view, curves, kind, curveRange(curves, kind));
+    await Promise.all(items.map((item) =>
+      Plotly.react(item.plot, curveTraces(curves, item.name, kind), layout(), PLOT_CONFIG)));
+    drawn = true;
+    node.dataset.kind = kind;
+  }
+  const off = [listen(menu, "change", () => { kind = menu.value; draw(); }),
+    ...items.map((item) => listen(item.caption, "click", () => view.set("method", item.name)))];
+  function update(key) {
+    if (key === "all" || key === "method") {
+      for (const item of items) item.node.classList.toggle("xe-selected", item.name === view.model.get("method"));
+    }
+    if (key === "ready") return draw();
+  }
+  function dispose() {
+    off.forEach((f) => f());
+    if (drawn) items.forEach((item) => view.shared.plotly.purge(item.plot));
+  }
+  return { node, update, dispose };
+}
+
+function curveTraces(curves, name, kind) {
+  const x = curves.steps;
+  const traces = [];
+  const band = curves.ci && curves.ci[name] && curves.ci[name][kind];
+  if (band) {
+    const random = curves.orders.find(([order]) => order === "random");
+    // one closed outline: along the upper bound, back along the lower one
+    traces.push({ type: "scatter", mode: "lines", x: [...x, ...[...x].reverse()],
+      y: [...band.upper, ...[...band.lower].reverse()], fill: "toself", line: { width: 0 }, hoverinfo: "skip",
+      fillcolor: translucent(random ? random[2] : "#7f7f7f"), meta: { role: "band" } });
+  }
+  for (const [order, label, colour] of curves.orders) {
+    traces.push({ type: "scatter", mode: "lines+markers", x, y: curves.values[name][kind][order], name: label,
+      line: { color: colour, width: 2 }, marker: { size: 4, color: colour }, meta: { role: "curve", order },
+      hovertemplate: `${label}<br>%{x:.0%} of units: %{y:.4g}<extra></extra>` });
+  }
+  return traces;
+}
+
+function translucent(hex) {
+  const [r, g, b] = [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+  return `rgba(${r},${g},${b},0.22)`;
+}
+
+/** The [low, high] of every value drawn for `kind`, padded; undefined when none. */
+function curveRange(curves, kind) {
+  let [low, high] = [Infinity, -Infinity];
+  const take = (values) => values.forEach((v) => {
+    if (v != null && isFinite(v)) [low, high] = [Math.min(low, v), Math.max(high, v)];
+  });
+  for (const perKind of Object.values(curves.values)) Object.values(perKind[kind] || {}).forEach(take);
+  for (const perKind of Object.values(curves.ci || {})) if (perKind[kind]) Object.values(perKind[kind]).forEach(take);
+  if (!(high >= low)) return undefined;
+  const pad = 0.05 * (high - low || Math.abs(high) || 1);
+  return [low - pad, high + pad];
+}
+
+function curveLayout(view, curves, kind, range) {
+  const axis = curves.kinds.find(([k]) => k === kind)[1];
+  return {
+    width: 300, height: 220, showlegend: false, margin: { l: 52, r: 10, t: 6, b: 40, autoexpand: false },
+    xaxis: { title: { text: axis, font: { size: 11 } }, range: [-0.02, 1.02], tickformat: ".0%", zeroline: false },
+    yaxis: { title: { text: curves.label, font: { size: 11 } }, range, autorange: !range, zeroline: false },
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: "sans-serif", size: 10, color: view.textColour() },
+  };
+}
+
 // --- the widget -------------------------------------------------------------------------
 
 function keyboard(view) {
@@ -845,7 +1043,7 @@ function render({ model, el }, shared = createShared(model)) {
   const messages = createMessages(view.data);
   const plots = compose(h("div", { class: "xe-plots" }), [createHeatmap(view), createSeries(view)]);
   const main = compose(h("div", { class: "xe-main" }), [createPlayer(view), plots]);
-  const widget = compose(root, [createControls(view), messages, main, createCompare(view)]);
+  const widget = compose(root, [createControls(view), messages, main, createCompare(view), createEvaluation(view)]);
   const update = (key) => {
     const started = performance.now();
     const done = widget.update(key);

@@ -31,11 +31,13 @@ from .files import (
     EVENT_ACTION_UNITS,
     OPENFACE_AUS_C,
     OPENFACE_AUS_R,
+    SCORE_EVENTS,
     SHIPPED,
     load_truth,
     make_cohort,
     sample_path,
     samples_dir,
+    truth_mask,
     write_openface_csv,
     write_sample,
     write_video,
@@ -53,7 +55,7 @@ from .spec import (
 
 __all__ = [
     "EVENT_ACTION_UNITS", "EVENT_REGIONS", "FACE_PROVENANCE", "GENERATOR_VERSION", "MAX_CLOSED_FRACTION",
-    "OPENFACE_AUS_C", "OPENFACE_AUS_R", "SCORE_MAX", "SHIPPED", "Sample", "SampleSpec", "SampleSpecError",
-    "base_face", "load_truth", "make_cohort", "render", "sample_path", "samples_dir", "write_openface_csv",
-    "write_sample", "write_video",
+    "OPENFACE_AUS_C", "OPENFACE_AUS_R", "SCORE_EVENTS", "SCORE_MAX", "SHIPPED", "Sample", "SampleSpec",
+    "SampleSpecError", "base_face", "load_truth", "make_cohort", "render", "sample_path", "samples_dir",
+    "truth_mask", "write_openface_csv", "write_sample", "write_video",
 ]

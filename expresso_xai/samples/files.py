@@ -1,6 +1,7 @@
 """Samples on disk: the video, ground-truth JSON and synthetic OpenFace CSV of a sample,
-the shipped samples (found, or regenerated when missing) and synthetic cohorts with
-their manifest."""
+the shipped samples (found, or regenerated when missing), synthetic cohorts with their
+manifest, and a sample's truth as the ground truth of the localisation metrics
+(:func:`truth_mask`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..files import atomic_path
 from .animate import render
-from .spec import SCORE_MAX, Sample, SampleSpec
+from .spec import EVENT_REGIONS, SCORE_MAX, Sample, SampleSpec
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,74 @@ def load_truth(path_or_name: str | Path) -> dict:
     """
     path = sample_path(str(path_or_name), "truth") if str(path_or_name) in SHIPPED else Path(path_or_name)
     return json.loads(Path(path).read_text())
+
+
+#: The events that carry a sample's planted score: the score is the time held in long
+#: eye closures (:mod:`.events`); blinks and the other events are distractors.
+SCORE_EVENTS = ("long_closure",)
+
+
+def _event_types(events, truth: dict, source: str) -> tuple[str, ...]:
+    """The event types ``truth_mask`` marks: the score's events by default."""
+    if events is None:
+        return SCORE_EVENTS
+    types = (events,) if isinstance(events, str) else tuple(events)
+    known = set(EVENT_REGIONS) | {str(event["type"]) for event in truth["events"]}
+    unknown = [kind for kind in types if kind not in known]
+    if unknown or not types:
+        from ..errors import EvaluationError
+
+        raise EvaluationError(f"{source}: no event type {unknown[0] if unknown else '(none given)'!r}; "
+                              f"event types: {sorted(known)}")
+    return types
+
+
+def truth_mask(path_or_name: str | Path, cube, events=None):
+    """Where a sample's planted signal is, as the ground truth of the localisation metrics:
+    a boolean ``DataArray(time, region)`` on the cube's frames and regions, ``True`` for
+    each region an event moves during the event's frames.
+
+    Args:
+        path_or_name: the sample's ground-truth JSON (a path, or a shipped sample's name).
+        cube: the attribution cube of the sample's video (or of part of it: its ``time``
+            coordinate holds the video's frame indices; events outside it are left out).
+        events: the event types to mark; ``None``: :data:`SCORE_EVENTS`, the long eye
+            closures that carry the score. E.g. ``["smile"]`` or ``["blink",
+            "long_closure"]``. A ``"global"`` event (lighting) marks every region.
+
+    Raises:
+        EvaluationError: the JSON is for another video (another frame rate, or fewer
+            frames than the cube's video; the message names both), or an event type
+            is unknown.
+
+    Example:
+        >>> import numpy as np, expresso_xai as ex
+        >>> from expresso_xai.cube import make_cube
+        >>> from expresso_xai.regions import PARTITION_REGIONS
+        >>> cube = make_cube(np.zeros((1, 250, 12)), explainers=["saliency"], time=np.arange(250),
+        ...                  seconds=np.arange(250) / 25, regions=list(PARTITION_REGIONS),
+        ...                  region_area=np.ones((250, 12)), face_found=np.ones(250, bool), prediction=0.0)
+        >>> truth = ex.samples.truth_mask("participant_high", cube)
+        >>> truth.sel(time=70).values.nonzero()[0].tolist(), int(truth.any("region").sum())
+        ([0, 1], 108)
+    """
+    from ..evaluate.truth import blank_truth, check_truth_video
+
+    source = str(path_or_name)
+    truth = load_truth(path_or_name)
+    check_truth_video(cube, int(truth["n_frames"]), float(truth["fps"]), source)
+    types = _event_types(events, truth, source)
+    mask = blank_truth(cube)
+    frames = cube.time.values
+    regions = [str(region) for region in cube.region.values]
+    for event in truth["events"]:
+        if event["type"] not in types:
+            continue
+        inside = frames[(frames >= int(event["start"])) & (frames < int(event["end"]))]
+        named = regions if "global" in event["regions"] else [r for r in event["regions"] if r in regions]
+        mask.loc[{"time": inside, "region": named}] = True
+    mask.attrs = {"source": source, "events": ",".join(types)}
+    return mask
 
 
 def make_cohort(

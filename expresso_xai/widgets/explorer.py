@@ -1,5 +1,6 @@
 """``ex.widgets.Explorer``: the video, its attributions and the region x time heatmap,
-linked, in JupyterLab (an anywidget) or as a standalone HTML file."""
+linked, and the evaluation of the methods when there is one, in JupyterLab (an
+anywidget) or as a standalone HTML file."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def plotly_js() -> str:
 class Explorer(anywidget.AnyWidget):
     """Explore an attribution cube: a frame player with the attribution drawn over the
     face, a region x time heatmap linked to it both ways, per-region time series, and
-    every explainer side by side with their rank agreement (Spearman).
+    every explainer side by side with their rank agreement (Spearman); given the cube's
+    evaluation (``ex.evaluate``), a panel with its perturbation curves (MoRF, LeRF and
+    random orders per method, deletion or insertion) and its method x metric table.
 
     Everything the browser needs is encoded once when the Explorer is made (frames as
     JPEG, pixel maps as deflated uint8), so moving between frames never waits for the
@@ -55,6 +58,10 @@ class Explorer(anywidget.AnyWidget):
         video: the video the cube was made from (a :class:`~expresso_xai.Video` or a
             path), to draw the overlays on the frames the model saw; optional.
         method: the explainer shown first (default: the cube's first).
+        evaluation: the cube's evaluation dataset (``ex.evaluate(model, video, cube)``)
+            or the path of one saved with ``to_netcdf``; optional. One made for other
+            explainers, another model or another video is refused
+            (:class:`~expresso_xai.errors.EvaluationError`).
 
     The state is in traits, synced with the browser both ways: ``frame`` (a frame index
     of the video, one of ``cube.time``), ``method``, ``region`` (``""`` for none),
@@ -88,7 +95,7 @@ class Explorer(anywidget.AnyWidget):
     _data = traitlets.Dict().tag(sync=True)
     _plotly = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, cube: xr.Dataset, video=None, *, method: str | None = None, **kwargs):
+    def __init__(self, cube: xr.Dataset, video=None, *, method: str | None = None, evaluation=None, **kwargs):
         if not isinstance(cube, xr.Dataset):
             raise CubeError(f"Explorer needs an attribution cube (xarray.Dataset), got {type(cube).__name__}")
         check_cube(cube)
@@ -98,7 +105,12 @@ class Explorer(anywidget.AnyWidget):
         explainers = cube["explainer"].values.tolist()
         if method is not None and method not in explainers:
             raise CubeError(f"method {method!r} is not in the cube; it has {explainers}")
-        data = payload.build(cube, video)
+        if isinstance(evaluation, (str, Path)):
+            from ..evaluate import open_evaluation
+
+            evaluation = open_evaluation(evaluation)
+        self._evaluation = evaluation
+        data = payload.build(cube, video, evaluation)
         kwargs.setdefault("frame", int(self._times[0]))
         super().__init__(_data=data, _plotly=plotly_js(), method=method or explainers[0], **kwargs)
 
@@ -156,6 +168,19 @@ class Explorer(anywidget.AnyWidget):
     def cube(self) -> xr.Dataset:
         """The cube being explored."""
         return self._cube
+
+    @property
+    def evaluation(self) -> xr.Dataset | None:
+        """The evaluation dataset shown in the evaluation panel, or None.
+
+        Example:
+            >>> import expresso_xai as ex
+            >>> from expresso_xai.testing import example_cube, example_evaluation
+            >>> explorer = ex.widgets.Explorer(example_cube(), evaluation=example_evaluation())
+            >>> explorer.evaluation.sizes["metric"], ex.widgets.Explorer(example_cube()).evaluation is None
+            (13, True)
+        """
+        return self._evaluation
 
     @property
     def has_overlays(self) -> bool:

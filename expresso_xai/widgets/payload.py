@@ -7,7 +7,9 @@ starts, so the same data drive the live widget and the standalone HTML file:
 - each explainer's pixel maps quantised to uint8 with one scale per explainer (the
   99.5th percentile of |attribution| over the whole video, so frames compare), deflated;
 - each pixel's region (uint8 indices or uint16 bit flags), deflated, for outlines;
-- the region x time values (attribution, density, share) and the rank agreement.
+- the region x time values (attribution, density, share) and the rank agreement;
+- given an evaluation dataset, its method x metric table and perturbation curves
+  (:mod:`expresso_xai.widgets.evaluation`).
 
 The payload's shape is written down once, as the JSDoc ``@typedef Payload`` at the top
 of ``widgets/explorer.js``; :func:`build` makes exactly that object. The conventions in
@@ -32,6 +34,7 @@ from ..crop import FaceCrop
 from ..cube.views import VALUE_LABELS, VALUES, is_signed, value_view
 from ..errors import CubeError, ExpressoWarning, VideoReadError
 from ..regions import REGION_COLOURS, relabel
+from . import evaluation as evaluation_panel
 
 DISPLAY_SIZE = 256  # the player's side in pixels (model input scaled by a whole factor)
 LARGE_PAYLOAD_MB = 250  # beyond this, a browser tab struggles: warn and suggest a stretch
@@ -346,9 +349,10 @@ def _warn_if_large(n_frames: int, size_mb: float) -> None:
             ExpressoWarning, stacklevel=4)
 
 
-def build(cube: xr.Dataset, video=None) -> dict:
+def build(cube: xr.Dataset, video=None, evaluation=None) -> dict:
     """The JSON-able payload of an Explorer: the ``Payload`` typedef at the top of
-    ``widgets/explorer.js``.
+    ``widgets/explorer.js``. An ``evaluation`` dataset of the cube adds its panel
+    (refused with :class:`~expresso_xai.errors.EvaluationError` if it is not the cube's).
 
     Example:
         >>> from expresso_xai.testing import example_cube
@@ -357,6 +361,7 @@ def build(cube: xr.Dataset, video=None) -> dict:
         (['attribution', 'density', 'share'], None, [16, 8, 8])
     """
     regions = cube["region"].values.tolist()
+    evaluated = evaluation_panel.panel(cube, evaluation)  # refused before any decoding
     messages: list[str] = []
     signed = signed_explainers(cube)
     overlay = overlay_codes(cube, signed)
@@ -388,4 +393,5 @@ def build(cube: xr.Dataset, video=None) -> dict:
         "display": _display(overlay, frames),
         "luts": {"diverging": _lut("RdBu_r"), "sequential": _lut("inferno")},
         "messages": messages,
+        "evaluation": evaluated,
     }
