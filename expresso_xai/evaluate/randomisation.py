@@ -75,7 +75,8 @@ def ssim(a, b, sigma: float = 1.5, data_range: float = 1.0) -> float:
         >>> image = rng.random((32, 32))
         >>> ssim(image, image)
         1.0
-        >>> round(ssim(np.full((32, 32), 0.5), np.full((32, 32), 0.25)), 4)  # (2·0.5·0.25 + C1) / (0.5² + 0.25² + C1)
+        >>> # flat images: only luminance, (2·0.5·0.25 + C1) / (0.5² + 0.25² + C1)
+        >>> round(ssim(np.full((32, 32), 0.5), np.full((32, 32), 0.25)), 4)
         0.8001
     """
     from scipy.ndimage import gaussian_filter
@@ -99,17 +100,23 @@ def ssim(a, b, sigma: float = 1.5, data_range: float = 1.0) -> float:
 
 def map_ssim(map_a, map_b, n_frames: int | None = None) -> float:
     """Mean over frames of the :func:`ssim` of two ``(L, H, W)`` pixel maps, each frame's
-    |map| divided by its maximum first (so both lie in [0, 1]); NaN when a map is missing.
+    |map| divided by its maximum first (so both lie in [0, 1]). A frame where either map
+    is all zero is left out (an empty map has no structure to compare: against it SSIM
+    would only measure how dark the other map is); NaN when no frame is left or a map is
+    missing.
 
     Example:
         >>> maps = np.random.default_rng(0).normal(size=(4, 32, 32))
         >>> map_ssim(maps, -3 * maps)  # sign and scale do not matter
         1.0
+        >>> map_ssim(maps, np.zeros_like(maps))
+        nan
     """
     if map_a is None or map_b is None:
         return float("nan")
     n_frames = len(map_a) if n_frames is None else n_frames
-    values = [ssim(_unit_max(map_a[t]), _unit_max(map_b[t])) for t in range(n_frames)]
+    frames = [(_unit_max(map_a[t]), _unit_max(map_b[t])) for t in range(n_frames)]
+    values = [ssim(a, b) for a, b in frames if a.any() and b.any()]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -146,12 +153,25 @@ def density_spearman(region_time, other_region_time, area, n_frames: int) -> flo
 
 
 def clip_area(ctx) -> np.ndarray:
-    """``(L, R)`` pixels of each region in each frame of a prepared clip."""
+    """``(L, R)`` pixels of each region in each frame of a prepared clip.
+
+    Example:
+        >>> from expresso_xai.explain import prepare_clip
+        >>> from expresso_xai.testing import clip_inputs
+        >>> area = clip_area(prepare_clip(*clip_inputs(input_size=(64, 64))))
+        >>> area.shape, int(area[0].sum())  # a partition covers each 64 × 64 frame once
+        ((16, 12), 4096)
+    """
     return np.asarray(ctx.region_map.area().values)
 
 
 def nanmean(values, axis=0):
-    """Mean leaving NaN out, NaN (without a warning) where every value is NaN."""
+    """Mean leaving NaN out, NaN (without a warning) where every value is NaN.
+
+    Example:
+        >>> nanmean([[1.0, np.nan], [3.0, np.nan]])
+        array([ 2., nan])
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         return np.nanmean(np.asarray(values, dtype=np.float64), axis=axis)
@@ -176,18 +196,20 @@ def randomisation_layers(model) -> list[str]:
 
 
 def _layer_parameters(module) -> list[tuple[str, list[str]]]:
-    """``[(layer, [qualified parameter names])]`` from the output down."""
-    prefix = ""
+    """``[(layer, [qualified parameter names])]`` from the output down; a parameter
+    shared by two layers belongs to the first that registered it."""
+    qualified = [name for name, _ in module.named_parameters()]  # each shared parameter once
+    prefix, inner = "", module
     while True:
-        children = [(name, child) for name, child in module.named_children() if any(True for _ in child.parameters())]
-        own = [name for name, _ in module.named_parameters(recurse=False)]
+        children = [name for name, child in inner.named_children() if any(True for _ in child.parameters())]
+        own = [prefix + name for name, _ in inner.named_parameters(recurse=False)]
         if len(children) != 1 or own:
             break
-        prefix, module = f"{prefix}{children[0][0]}.", children[0][1]
-    layers = [(prefix + name, [prefix + name + "." + p for p, _ in child.named_parameters()])
-              for name, child in children][::-1]
+        prefix, inner = f"{prefix}{children[0]}.", getattr(inner, children[0])
+    layers = [(prefix + name, [q for q in qualified if q.startswith(f"{prefix}{name}.")]) for name in children]
+    layers = [(name, members) for name, members in layers[::-1] if members]
     if own:
-        layers.append(("(own)", [prefix + name for name in own]))
+        layers.append(("(own)", own))
     if not layers:
         raise EvaluationError("the model has no parameters to randomise")
     return layers
@@ -254,7 +276,8 @@ class ParameterRandomisation(Metric):
               threshold=0.5),
         Score("mprt_ssim", "lower", "SSIM (Gaussian windows, Wang et al. 2004) between the |pixel maps|, each "
               "frame divided by its maximum, of the model's explanation and of the fully randomised model's, "
-              "averaged over frames", "Adebayo et al. 2018"),
+              "averaged over frames (frames where either map is empty left out)", "Adebayo et al. 2018",
+              threshold=0.5),
     )
 
     def __init__(self, run):
@@ -327,6 +350,10 @@ class ParameterRandomisation(Metric):
                   for s, measure in enumerate(SIMILARITIES)} if names else {}
         params = {"layers": names, "randomisation": RANDOMISATION_RULE, "clips": len(self.per_clip),
                   "compared": "region × frame attribution density (Spearman), |pixel maps| (SSIM), real frames"}
+        if self.per_clip:
+            undefined = np.isnan(np.stack(self.per_clip)[:, :, 0, last, 0]).sum(axis=0)
+            if undefined.any():  # a constant map (e.g. a Grad-CAM the randomised model switched off) has no ranks
+                params["constant_maps"] = {e: int(n) for e, n in zip(explainers, undefined) if n}
         return MetricResult(scores, {"randomisation": curve}, params)
 
 

@@ -166,12 +166,13 @@ class EvaluationRun:
         if model is None:
             return None
         key = id(model.module)
-        if key not in self._layers:
+        # keep the module with its layer: a freed copy's id can be reused by a new one
+        if key not in self._layers or self._layers[key][0] is not model.module:
             from ..explain.clip import gradient_layer
 
             methods = self.methods if any(METRICS[m].needs_methods for m in self.metrics) else {}
-            self._layers[key] = gradient_layer(model, methods, self.device) if methods else None
-        return self._layers[key]
+            self._layers[key] = (model.module, gradient_layer(model, methods, self.device) if methods else None)
+        return self._layers[key][1]
 
     def explain(self, ctx) -> dict:
         """Run the cube's methods on a prepared clip (of any model)."""
