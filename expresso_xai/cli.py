@@ -8,6 +8,8 @@ Sub-commands:
 * ``expresso-xai explain VIDEO --model demo|PATH --methods ... --out cube.nc`` — explain
   a video and write the attribution cube.
 * ``expresso-xai inspect cube.nc`` — summarise a cube.
+* ``expresso-xai evaluate cube.nc --video VIDEO --model demo|PATH --out eval.nc`` — can the
+  cube's explanations be trusted? Faithfulness, sanity and localisation scores.
 * ``expresso-xai explore cube.nc --video VIDEO --out explorer.html`` — the interactive
   Explorer as a standalone HTML file (no kernel, no network needed to open it).
 * ``expresso-xai train MANIFEST --model r3d_18`` — fine-tune on a cohort (participant-level metrics).
@@ -20,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from .cli_args import AMOUNT, COUNT, FIGURE, INDEX, SHARE, Parser, number, output
 from .errors import ExpressoError
 from .files import atomic_path
 from .samples import SHIPPED
@@ -95,25 +95,29 @@ def _top_lines(cube, k: int = 3) -> list[str]:
     return lines
 
 
+def _openface_track(openface: str, video, video_path: str, max_frames: int | None):
+    """The landmarks and action units of an OpenFace CSV, on the video's frames."""
+    from .errors import OpenFaceFormatError
+    from .faces import read_openface
+
+    faces, action_units = read_openface(openface, frame_size=(video.height, video.width))
+    if max_frames is not None and len(faces) >= video.n_frames:
+        faces, action_units = faces[: video.n_frames], action_units.isel(time=slice(0, video.n_frames))
+    if len(faces) != video.n_frames:
+        raise OpenFaceFormatError(f"{openface}: {len(faces)} rows but {video_path} has {video.n_frames} frames")
+    return faces, action_units
+
+
 def _explain_video(video_path: str, model_name: str, methods: list[str], out: Path, openface: str | None,
                    regions: str, stride: int, keep_pixels: bool, progress: bool = True,
                    max_frames: int | None = None):
     from . import models
     from .explain import explain
-    from .faces import read_openface
     from .video import load_video
 
     model = models.load(model_name)
     video = load_video(video_path, max_frames=max_frames)
-    faces, action_units = (None, None)
-    if openface:
-        faces, action_units = read_openface(openface, frame_size=(video.height, video.width))
-        if max_frames is not None and len(faces) >= video.n_frames:
-            faces, action_units = faces[: video.n_frames], action_units.isel(time=slice(0, video.n_frames))
-        if len(faces) != video.n_frames:
-            from .errors import OpenFaceFormatError
-
-            raise OpenFaceFormatError(f"{openface}: {len(faces)} rows but {video_path} has {video.n_frames} frames")
+    faces, action_units = _openface_track(openface, video, video_path, max_frames) if openface else (None, None)
     cube = explain(model, video, faces=faces, methods=methods, regions=regions, stride=stride,
                    keep_pixels=keep_pixels, progress=progress)
     if action_units is not None:
@@ -169,6 +173,60 @@ def cmd_inspect(args) -> int:
               f"worst completeness error {float(cube.integrated_gradients_completeness_error.max()):.2%}, "
               f"steps {int(cube.integrated_gradients_steps.min())}-{int(cube.integrated_gradients_steps.max())}")
     print(f"created    {attrs.get('created')}; methods {json.dumps(cube.xai.params())}")
+    return 0
+
+
+def _score_lines(ev) -> list[str]:
+    """The scores, a row per metric (with its direction) and a column per method; ✓ / ✗
+    where a score passes or fails its threshold."""
+    from .figures import VERDICTS
+    from .evaluate.table import ARROWS, DIGITS
+
+    marks = ev["passed"].to_pandas().T.map(lambda p: VERDICTS[None if p != p else bool(p)][0] or "  ")
+    table = ev["score"].to_pandas().T.map(lambda v: "–  " if v != v else f"{v:.{DIGITS}f}") + marks
+    table.index = [f"{m} {ARROWS.get(str(b), '')}".rstrip() for m, b in zip(ev["metric"].values, ev["better"].values)]
+    return ["  " + line for line in table.rename_axis(index=None, columns=None).to_string().splitlines()]
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from . import models
+    from .cube import open_cube
+    from .errors import EvaluationError
+    from .evaluate import evaluate, save_evaluation
+    from .evaluate.base import check_metric_names
+    from .samples import truth_mask
+    from .video import load_video
+
+    metrics = args.metrics if args.metrics is None else check_metric_names(
+        [name.strip() for name in args.metrics.split(",") if name.strip()])
+    if args.figure and metrics and not {"deletion", "insertion"} & set(metrics):
+        raise EvaluationError("--figure draws the deletion and insertion curves: add one of them to --metrics")
+    cube = open_cube(args.cube)
+    try:
+        truth = truth_mask(args.truth, cube) if args.truth else None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:  # not JSON, or the JSON of something else
+        raise EvaluationError(f"{args.truth}: not a sample's ground-truth JSON ({exc!r})") from None
+    model = models.load(args.model)
+    frames = int(cube.time.values[-1]) + 1  # a cube of the first frames (explain --max-frames) covers only those
+    video = load_video(args.video, max_frames=frames)
+    openface = args.openface or cube.attrs.get("openface_csv")  # the landmarks the cube was explained with
+    faces = _openface_track(openface, video, args.video, frames)[0] if openface else None
+    ev = evaluate(model, video, cube, faces=faces, metrics=metrics, truth=truth, window=args.window, fill=args.fill,
+                  steps=args.steps, n_random=args.n_random, seed=args.seed, max_clips=args.max_clips)
+    save_evaluation(ev, args.out)
+    run = json.loads(ev.attrs["evaluation"])
+    print("\n".join([f"evaluated {args.cube} with {model.name} on {len(run['clips_evaluated'])} of "
+                     f"{cube.sizes['clip']} clips ({run['fill']} fill, units of {run['window']} frames): "
+                     f"{', '.join(run['metrics'])}",
+                     "scores (↑ higher is better, ↓ lower, no arrow: descriptive; ✓ pass, ✗ fail):",
+                     *_score_lines(ev), f"evaluation {args.out}  (open with expresso_xai.open_evaluation)"]))
+    if args.figure:
+        from .figures import perturbation_curves
+
+        perturbation_curves(ev, path=args.figure)
+        print(f"figure     {args.figure}")
     return 0
 
 
@@ -280,76 +338,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
-# --- arguments checked at the boundary: a bad value is one line naming it, exit code 2 ----
-
-
-def _number(kind, least=None, above=None):
-    """An argparse type: a finite ``kind`` (int or float) at least ``least`` / above ``above``."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}")
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-        if least is not None and value < least:
-            raise argparse.ArgumentTypeError(f"{text} is below the smallest allowed value, {least}")
-        if above is not None and value <= above:
-            raise argparse.ArgumentTypeError(f"{text} must be above {above}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
-
-
-COUNT, INDEX, AMOUNT, SHARE = _number(int, least=1), _number(int, least=0), _number(float, above=0), \
-    _number(float, least=0)
-
-
-def _output(*suffixes: str, folder: bool = False):
-    """An argparse type for an output path: one of ``suffixes`` (none: any), not an
-    existing folder (unless ``folder``), inside a folder that can be made and written."""
-    def parse(text: str) -> Path:
-        path = Path(text)
-        if suffixes and path.suffix.lower() not in suffixes:
-            raise argparse.ArgumentTypeError(f"{text}: use a file name ending in {' or '.join(suffixes)}")
-        if path.is_dir() and not folder:
-            raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name inside it")
-        if path.suffix.lower() == ".zarr":
-            from .files import OutputError, check_replaceable, is_zarr_with
-
-            try:
-                check_replaceable(path, is_zarr_with("cube_version"))
-            except OutputError as exc:
-                raise argparse.ArgumentTypeError(str(exc)) from None
-        blocking = next((a for a in path.parents if a.exists() and not a.is_dir()), None)
-        if blocking is not None:
-            raise argparse.ArgumentTypeError(f"{text}: {blocking} is a file, not a folder")
-        try:  # made and tried now, so a long run never ends on a folder it cannot write
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=path.parent):
-                pass
-        except OSError as exc:
-            raise argparse.ArgumentTypeError(f"{text}: cannot write in {path.parent}: {exc.strerror or exc}") from None
-        return path
-
-    parse.__name__ = "output path"
-    return parse
-
-
-FIGURE = _output(".png", ".pdf", ".svg", "")
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes read like every other error: ``expresso-xai: error: ...``, exit 2."""
-
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"expresso-xai: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="expresso-xai", description=__doc__.splitlines()[0])
+    parser = Parser(prog="expresso-xai", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command")
 
@@ -358,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     regions.add_argument("--out", default="regions.png", type=FIGURE, help="image file (png, pdf, svg)")
     regions.add_argument("--frame", type=INDEX, default=None, help="frame index (default: middle face frame)")
     regions.add_argument("--scheme", default="partition", choices=["partition", "boxes"])
-    regions.add_argument("--size", type=_number(int, least=16), default=112, help="model input side in pixels")
+    regions.add_argument("--size", type=number(int, least=16), default=112, help="model input side in pixels")
     regions.add_argument("--max-frames", type=COUNT, default=None)
     regions.set_defaults(func=cmd_regions)
 
@@ -368,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="'demo', a zoo architecture (e.g. r3d_18) or the path of a model saved with torch.export.save (.pt2)")
     explain.add_argument("--methods", default="gradcam,integrated_gradients,occlusion",
                          help="comma-separated registered methods")
-    explain.add_argument("--out", default="cube.nc", type=_output(".nc", ".zarr", folder=True),
+    explain.add_argument("--out", default="cube.nc", type=output(".nc", ".zarr", folder=True),
                          help="cube file (.nc or .zarr)")
     explain.add_argument("--openface", default=None, help="OpenFace 2.0 CSV: its landmarks and action units")
     explain.add_argument("--regions", default="partition", choices=["partition", "boxes"])
@@ -387,9 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=COUNT, default=8)
     train.add_argument("--stride", type=COUNT, default=8, help="frames between clip starts")
     train.add_argument("--label-noise", type=SHARE, default=0.0)
-    train.add_argument("--seed", type=INDEX, default=0)
-    train.add_argument("--checkpoint", default=None, type=_output(), help="resume from / save to this file after every epoch")
-    train.add_argument("--out", default="weights.pt", type=_output(".pt", ".pth"))
+    train.add_argument("--seed", type=INDEX, metavar="N", default=0)
+    train.add_argument("--checkpoint", default=None, type=output(), help="resume from / save to this file after every epoch")
+    train.add_argument("--out", default="weights.pt", type=output(".pt", ".pth"))
     train.set_defaults(func=cmd_train)
 
     inspect = commands.add_parser("inspect", help="summarise an attribution cube")
@@ -400,34 +390,61 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("cube")
     explore.add_argument("--video", default=None, help="the video the cube was made from (for overlays)")
     explore.add_argument("--method", default=None, help="the explainer shown first")
-    explore.add_argument("--out", default="explorer.html", type=_output(".html", ".htm"))
+    explore.add_argument("--out", default="explorer.html", type=output(".html", ".htm"))
     explore.set_defaults(func=cmd_explore)
+
+    _add_evaluate(commands)
 
     landmarks = commands.add_parser("landmarks", help="track 68 landmarks and save them (.npz)")
     landmarks.add_argument("video")
-    landmarks.add_argument("--out", default="landmarks.npz", type=_output(".npz"))
+    landmarks.add_argument("--out", default="landmarks.npz", type=output(".npz"))
     landmarks.add_argument("--detect-every", type=COUNT, default=15)
     landmarks.set_defaults(func=cmd_landmarks)
 
     samples = commands.add_parser("samples", help="synthetic sample videos")
     sample_commands = samples.add_subparsers(dest="samples_command", required=True)
     make = sample_commands.add_parser("make", help="generate a synthetic cohort with a planted score")
-    make.add_argument("--out", required=True, type=_output(folder=True))
+    make.add_argument("--out", required=True, type=output(folder=True))
     make.add_argument("--participants", type=COUNT, default=24)
     make.add_argument("--seconds", type=AMOUNT, default=10.0)
-    make.add_argument("--size", type=_number(int, least=32), default=192)
-    make.add_argument("--seed", type=INDEX, default=0)
+    make.add_argument("--size", type=number(int, least=32), default=192)
+    make.add_argument("--seed", type=INDEX, metavar="N", default=0)
     make.set_defaults(func=cmd_samples_make)
     ship = sample_commands.add_parser("ship", help="regenerate the shipped samples")
-    ship.add_argument("--out", default="data_samples", type=_output(folder=True))
+    ship.add_argument("--out", default="data_samples", type=output(folder=True))
     ship.set_defaults(func=cmd_samples_ship)
 
     demo = commands.add_parser("demo", help="run the demo on a shipped sample")
-    demo.add_argument("--out", default="demo_output", type=_output(folder=True))
+    demo.add_argument("--out", default="demo_output", type=output(folder=True))
     demo.add_argument("--sample", default="participant_high", choices=sorted(SHIPPED))
     demo.set_defaults(func=cmd_demo)
     parser._command_names = list(commands.choices)
     return parser
+
+
+def _add_evaluate(commands) -> None:
+    from .evaluate import FILLS
+
+    evaluate = commands.add_parser("evaluate", help="score how far a cube's explanations can be trusted")
+    evaluate.add_argument("cube", help="the attribution cube (.nc or .zarr) made by explain")
+    evaluate.add_argument("--video", required=True, help="the video the cube was made from")
+    evaluate.add_argument("--model", default="demo", help="the cube's model: 'demo', a zoo architecture or a .pt2 path")
+    evaluate.add_argument("--out", default="eval.nc", type=output(".nc"), metavar="FILE.nc", help="evaluation file (.nc)")
+    evaluate.add_argument("--metrics", default=None, metavar="NAMES",
+                          help="comma-separated metric groups (default: deletion,insertion,random,mprt, and "
+                               "pointing_game,relevance_mass with --truth)")
+    evaluate.add_argument("--openface", default=None, metavar="CSV",
+                          help="the OpenFace CSV the cube was explained with (default: the one the cube records)")
+    evaluate.add_argument("--truth", default=None, metavar="JSON", help="a sample's ground-truth JSON, for the localisation metrics")
+    evaluate.add_argument("--window", type=COUNT, metavar="N", default=4, help="frames per region x time unit")
+    evaluate.add_argument("--fill", default="blur", choices=FILLS, help="what replaces a removed unit")
+    evaluate.add_argument("--steps", type=COUNT, metavar="N", default=None, help="points of the perturbation curves")
+    evaluate.add_argument("--n-random", type=number(int, least=2), metavar="N", default=8, help="random orders and draws")
+    evaluate.add_argument("--seed", type=INDEX, metavar="N", default=0)
+    evaluate.add_argument("--max-clips", type=COUNT, metavar="N", default=None, help="evaluate only N of the clips, evenly spread")
+    evaluate.add_argument("--figure", default=None, type=FIGURE, metavar="PNG|PDF|SVG",
+                          help="also draw the perturbation curves")
+    evaluate.set_defaults(func=cmd_evaluate)
 
 
 def _one_line(message: str) -> str:

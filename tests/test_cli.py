@@ -206,3 +206,126 @@ def test_train_fine_tunes_on_a_manifest_and_reports_participant_metrics(tmp_path
     assert "val   participants 1: MAE" in printed and "predicting the training mean" in printed
     assert out.is_file() and out.with_suffix(".json").is_file()
     assert ex.models.load("demo", weights=out).weights_hash() != ex.models.load("demo").weights_hash()
+
+
+# --- evaluate: can the cube's explanations be trusted? ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def evaluated_cube(tmp_path_factory, scripted_model) -> Path:
+    """A saliency cube of the first 72 frames of participant_high (its first long eye
+    closure starts at frame 63), made with the scripted model, on disk."""
+    video = ex.load_video(ex.samples.sample_path("participant_high"), max_frames=72)
+    cube = ex.explain(ex.models.load(str(scripted_model)), video, methods=["saliency"], progress=False)
+    return cube.xai.to_netcdf(tmp_path_factory.mktemp("cube") / "cube.nc")
+
+
+def _evaluate_argv(cube: Path, model: Path, out: Path, *more: str) -> list[str]:
+    return ["evaluate", str(cube), "--video", str(ex.samples.sample_path("participant_high")), "--model", str(model),
+            "--out", str(out), *more]
+
+
+def test_evaluate_writes_the_evaluation_prints_its_scores_and_draws_the_curves(tmp_path, capsys, evaluated_cube,
+                                                                                scripted_model):
+    import json
+
+    out, figure = tmp_path / "eval.nc", tmp_path / "curves.png"
+    argv = _evaluate_argv(evaluated_cube, scripted_model, out, "--metrics", "deletion,insertion", "--max-clips", "1",
+                          "--steps", "4", "--n-random", "2", "--figure", str(figure))
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    ev = ex.open_evaluation(out)
+    run = json.loads(ev.attrs["evaluation"])
+    assert (run["steps"], run["n_random"], len(run["clips_evaluated"])) == (4, 2, 1)
+    assert ev.sizes["step"] == 5 and list(ev.explainer.values) == ["saliency"]
+    # the printed table is the file's scores, 3 decimals, with their direction
+    for metric in ("deletion_morf", "insertion_abpc"):
+        score = float(ev.score.sel(explainer="saliency", metric=metric))
+        assert re.search(rf"^  {metric} ↑ +{score:.3f}\s*$", printed, re.MULTILINE), printed
+    assert f"1 of {ex.open_cube(evaluated_cube).sizes['clip']} clips" in printed, printed
+    assert f"evaluation {out}" in printed and f"figure     {figure}" in printed
+    assert_png(figure)
+
+
+def test_evaluate_builds_the_truth_from_a_samples_json(tmp_path, capsys, evaluated_cube, scripted_model):
+    truth_json = ex.samples.sample_path("participant_high", "truth")
+    out = tmp_path / "eval.nc"
+    argv = _evaluate_argv(evaluated_cube, scripted_model, out, "--metrics", "pointing_game,relevance_mass",
+                          "--truth", str(truth_json))
+    assert main(argv) == 0
+    cube = ex.open_cube(evaluated_cube)
+    truth = ex.samples.truth_mask(truth_json, cube)
+    assert int(truth.any("region").sum()) == 72 - 63  # the closure's frames inside the cube
+    expected = ex.evaluate(None, None, cube, metrics=["pointing_game", "relevance_mass"], truth=truth, progress=False)
+    np.testing.assert_allclose(ex.open_evaluation(out).score.values, expected.score.values)
+    assert "pointing_game ↑" in capsys.readouterr().out
+
+
+def test_evaluate_uses_the_openface_landmarks_the_cube_was_explained_with(tmp_path, capsys, scripted_model,
+                                                                           monkeypatch):
+    from expresso_xai.testing import example_evaluation
+
+    video = ex.samples.sample_path("participant_low")
+    openface = ex.samples.sample_path("participant_low", "openface")
+    cube = tmp_path / "cube.nc"
+    assert main(["explain", str(video), "--model", str(scripted_model), "--methods", "saliency", "--out", str(cube),
+                 "--openface", str(openface), "--max-frames", "24"]) == 0
+    given = {}
+
+    def evaluate(model, video, cube, **options):  # records what the command passes, runs no model
+        given.update(options, video=video)
+        return example_evaluation(explainers=("saliency",))
+
+    monkeypatch.setattr(sys.modules["expresso_xai.evaluate"], "evaluate", evaluate)
+    argv = ["evaluate", str(cube), "--video", str(video), "--model", str(scripted_model), "--out",
+            str(tmp_path / "eval.nc"), "--metrics", "deletion"]
+    assert main(argv) == 0
+    expected, _ = ex.read_openface(openface, frame_size=(given["video"].height, given["video"].width))
+    assert len(given["video"]) == 24 and len(given["faces"]) == 24  # the frames the cube covers
+    np.testing.assert_array_equal(given["faces"].landmarks, expected.landmarks[:24])
+    assert main(argv + ["--openface", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mistake", ["missing_cube", "not_a_cube", "missing_video", "other_video", "unknown_metric",
+                                     "no_metric", "zero_steps", "one_random_order", "window_in_words", "unknown_fill",
+                                     "figure_without_curves", "truth_not_json", "out_not_netcdf"])
+def test_evaluate_mistakes_are_one_line_errors(tmp_path, capsys, evaluated_cube, scripted_model, mistake):
+    notes = tmp_path / "notes.nc"
+    notes.write_text("these are notes\n")
+    out = tmp_path / "eval.nc"
+    argv, named = {
+        "missing_cube": (_evaluate_argv(tmp_path / "none.nc", scripted_model, out), "none.nc"),
+        "not_a_cube": (_evaluate_argv(notes, scripted_model, out), "notes.nc"),
+        "missing_video": (["evaluate", str(evaluated_cube), "--video", str(tmp_path / "none.mp4"), "--model",
+                           str(scripted_model), "--out", str(out)], "none.mp4"),
+        "other_video": (["evaluate", str(evaluated_cube), "--video", str(ex.samples.sample_path("participant_low")),
+                         "--model", str(scripted_model), "--out", str(out)], "not the video the cube was computed from"),
+        "unknown_metric": (_evaluate_argv(evaluated_cube, scripted_model, out, "--metrics", "deletion,faith"),
+                           "unknown metric 'faith'"),
+        "no_metric": (_evaluate_argv(evaluated_cube, scripted_model, out, "--metrics", ","), "no metrics given"),
+        "zero_steps": (_evaluate_argv(evaluated_cube, scripted_model, out, "--steps", "0"), "--steps"),
+        "one_random_order": (_evaluate_argv(evaluated_cube, scripted_model, out, "--n-random", "1"), "--n-random"),
+        "window_in_words": (_evaluate_argv(evaluated_cube, scripted_model, out, "--window", "four"), "'four'"),
+        "unknown_fill": (_evaluate_argv(evaluated_cube, scripted_model, out, "--fill", "zeros"), "'zeros'"),
+        "figure_without_curves": (_evaluate_argv(evaluated_cube, scripted_model, out, "--metrics", "mprt", "--figure",
+                                                 str(tmp_path / "c.png")), "--figure"),
+        "truth_not_json": (_evaluate_argv(evaluated_cube, scripted_model, out, "--truth", str(notes)),
+                           "not a sample's ground-truth JSON"),
+        "out_not_netcdf": (_evaluate_argv(evaluated_cube, scripted_model, tmp_path / "eval.csv"), ".nc"),
+    }[mistake]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if "expresso-xai: error:" in line]
+    assert len(errors) == 1 and named in errors[0], captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert not out.exists()
+
+
+def test_evaluate_is_a_listed_command(capsys):
+    assert main(["--help"]) == 0
+    assert "evaluate" in capsys.readouterr().out
+    assert main(["evaluate", "--help"]) == 0
+    usage = capsys.readouterr().out
+    for option in ("--video", "--metrics", "--truth", "--fill", "--n-random", "--max-clips", "--figure"):
+        assert option in usage

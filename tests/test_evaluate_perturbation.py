@@ -266,3 +266,13 @@ def test_a_video_file_is_streamed_and_its_content_checked(high_video, tmp_path):
     write_video(high_video.frames[100:124], path, 25.0)  # same length, other frames
     with pytest.raises(EvaluationError, match="not the video the cube was computed from"):
         ex.evaluate(model, path, cube, **kwargs)
+
+
+def test_another_face_track_is_refused(additive, clip_video, clip_faces):
+    """Regions drawn from other landmarks (an OpenFace CSV against a re-tracked face)
+    would evaluate other units than those explained."""
+    model, cube = additive
+    moved = clip_faces[np.arange(len(clip_faces))]
+    moved.landmarks = moved.landmarks + 1.0
+    with pytest.raises(EvaluationError, match="not the one the cube was explained with"):
+        ex.evaluate(model, clip_video, cube, faces=moved, metrics=["deletion"], progress=False)

@@ -115,6 +115,23 @@ class XaiAccessor:
         """
         return views.params(self._cube, explainer)
 
+    def evaluate(self, model, video, **kwargs) -> xr.Dataset:
+        """Evaluate this cube's explanations with the model and video it was computed
+        from: faithfulness, sanity and localisation scores
+        (:func:`expresso_xai.evaluate.evaluate`, which documents every keyword).
+
+        Example:
+            >>> from expresso_xai.testing import example_cube
+            >>> cube = example_cube()
+            >>> # cube.xai.evaluate(model, video) runs every default metric; off_face needs neither
+            >>> ev = cube.xai.evaluate(None, None, metrics=["off_face"], progress=False)
+            >>> ev.score.sel(metric="off_face").round(3).values.tolist(), ev.better.values.tolist()
+            ([0.222, 0.182], ['lower'])
+        """
+        from ..evaluate import evaluate  # the evaluation reads cubes: imported here, not at the top, to avoid a loop
+
+        return evaluate(model, video, self._cube, **kwargs)
+
     def to_netcdf(self, path: str | Path) -> Path:
         """Write the cube as one netCDF-4 file; returns the path (:func:`io.to_netcdf`).
 

@@ -283,9 +283,12 @@ def _faces_for(video, faces, cube, progress):
         faces = track_faces(video, progress=progress)
     if len(faces) != cube.sizes["time"]:
         raise EvaluationError(f"the face track has {len(faces)} frames, the cube {cube.sizes['time']}")
-    if not np.array_equal(faces.face_found, cube.face_found.values):
-        raise EvaluationError("the face track finds faces in other frames than the cube's; pass faces= the track "
-                              "the cube was explained with")
+    recorded = str(cube.attrs.get("faces_hash", ""))
+    if not np.array_equal(faces.face_found, cube.face_found.values) or (recorded and
+                                                                        recorded != faces.landmarks_hash()):
+        raise EvaluationError("the face track is not the one the cube was explained with (other landmarks"
+                              f"{'' if recorded else ' or other frames with a face'}); pass faces= that track, "
+                              "e.g. the OpenFace CSV it was explained with")
     return faces
 
 

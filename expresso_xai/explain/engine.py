@@ -342,6 +342,7 @@ def run_attrs(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Exp
         "video_source": source.source,
         "video_hash": source.content_hash(),
         "video_n_frames": len(source.faces),  # the frames video_hash covers, from time[0]
+        "faces_hash": source.faces.landmarks_hash(),
         "video_fps": float(source.fps),
         "video_frame_size": list(source.frame_size),
         "region_scheme": plan.scheme.name,

@@ -150,6 +150,25 @@ class FaceTrack:
             index = slice(int(index), int(index) + 1 or None)
         return self._with_frames(**{name: getattr(self, name)[index] for name in self.PER_FRAME})
 
+    def landmarks_hash(self) -> str:
+        """SHA-256 of the landmarks and which frames have a face: what an explanation's
+        regions were drawn from (stored in the cube as ``faces_hash``, so an evaluation
+        can check it uses the same track).
+
+        Example:
+            >>> import numpy as np
+            >>> track = FaceTrack(np.zeros((2, 68, 2)), np.ones(2, bool), np.ones(2), np.zeros((2, 4)),
+            ...                   np.ones(2, int), (64, 64))
+            >>> track.landmarks_hash() == track[0:2].landmarks_hash() != track[0:1].landmarks_hash()
+            True
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        for array in (self.landmarks, self.face_found):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
     def require_face(self, what: str = "this step") -> "FaceTrack":
         """Return ``self``, or raise :class:`NoFaceError` if no frame has a face."""
         if not self.face_found.any():

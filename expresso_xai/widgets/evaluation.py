@@ -3,37 +3,22 @@ evaluation dataset (:mod:`expresso_xai.evaluate.dataset`) and its perturbation c
 
 It is the ``evaluation`` part of the payload (typedef ``Evaluation`` in
 ``widgets/explorer.js``). As for the rest of the payload, the conventions are decided
-here and the front-end only draws them: how a direction is written (``ARROWS``), which
-method is best for each metric (:func:`best_rows`), how many decimals a score shows
-(``DIGITS``), the label and colour of each curve order (``ORDERS``). Definitions from the
+in Python and the front-end only draws them; the table's conventions (arrows, decimals,
+best rows, curve labels and colours) live in :mod:`expresso_xai.evaluate.table`, shared
+with the print figures and the CLI. Definitions from the
 dataset's attrs travel as plain text; the front-end puts them in ``title`` attributes and
 ``textContent``, never in markup.
 """
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import xarray as xr
 
 from ..errors import EvaluationError
+from ..evaluate.table import ARROWS, DIGITS, KINDS, ORDERS, _finite, best_rows, score_table  # noqa: F401
 
-DIGITS = 3  # decimals of a score in the table
-ARROWS = {"higher": "↑", "lower": "↓", "neither": ""}
-# order -> (label, colour); the random order's band is its confidence interval (curve_ci)
-ORDERS = {"morf": ("MoRF: most relevant first", "#d62728"),
-          "lerf": ("LeRF: least relevant first", "#1f77b4"),
-          "random": ("random order (band: its CI)", "#7f7f7f")}
-KINDS = {"deletion": "fraction of units removed", "insertion": "fraction of units inserted"}
 PROVENANCE = ("model_hash", "video_hash")  # must agree between a cube and its evaluation
-
-
-def _finite(values) -> list:
-    values = np.asarray(values, dtype=np.float64)
-    out = values.astype(object)
-    out[~np.isfinite(values)] = None
-    return out.tolist()
 
 
 def check_fits(cube: xr.Dataset, evaluation) -> None:
@@ -64,65 +49,6 @@ def check_fits(cube: xr.Dataset, evaluation) -> None:
             raise EvaluationError(f"the evaluation's {key} {str(theirs)[:12]}… is not the cube's "
                                   f"{str(ours)[:12]}…: it was made for another model or video; "
                                   "pass the evaluation of this cube")
-
-
-def best_rows(scores: np.ndarray, better) -> list[list[int]]:
-    """Per metric (column of ``scores``, methods in rows), the rows with the best finite
-    score in its direction (ties all count); none for ``"neither"`` or no value.
-
-    Example:
-        >>> best_rows(np.array([[0.2, 0.2, 1.0], [0.5, 0.1, np.nan]]), ["higher", "lower", "neither"])
-        [[1], [1], []]
-    """
-    best = []
-    for column, direction in zip(np.asarray(scores, np.float64).T, better):
-        finite = np.isfinite(column)
-        if direction not in ("higher", "lower") or not finite.any():
-            best.append([])
-            continue
-        target = column[finite].max() if direction == "higher" else column[finite].min()
-        best.append(np.flatnonzero(finite & (column == target)).tolist())
-    return best
-
-
-def _metric_column(name: str, group: str, better: str, info: dict) -> dict:
-    label = name[len(group) + 1:] if group and name.startswith(group + "_") else name
-    lines = [f"{name}: {info.get('definition') or 'no definition stored'}"]
-    if info.get("reference"):
-        lines.append(f"reference: {info['reference']}")
-    lines.append("no direction (descriptive)" if better == "neither" else f"{better} is better")
-    if info.get("threshold") is not None:
-        lines[-1] += f"; passes at {'≥' if better == 'higher' else '≤'} {info['threshold']}"
-    return {"name": name, "label": label, "group": group, "better": better, "arrow": ARROWS.get(better, ""),
-            "title": "\n".join(lines)}
-
-
-def score_table(evaluation: xr.Dataset, explainers: list[str]) -> dict:
-    """The table: one row per explainer (in ``explainers``' order), one column per
-    metric with its direction, tooltip and best rows; scores and pass (True) / fail
-    (False) marks, NaN as None.
-
-    Example:
-        >>> from expresso_xai.testing import example_evaluation
-        >>> table = score_table(example_evaluation(), ["gradcam", "integrated_gradients"])
-        >>> column = table["metrics"][6]
-        >>> column["name"], column["label"], column["arrow"], table["passed"][0][6]
-        ('mprt_spearman', 'spearman', '↓', True)
-    """
-    metrics = evaluation["metric"].values.tolist()
-    definitions = json.loads(evaluation.attrs.get("metric_definitions") or "{}")
-    better = [str(b) for b in evaluation["better"].values]
-    groups = [str(g) for g in evaluation["group"].values] if "group" in evaluation.variables else metrics
-    scores = evaluation["score"].sel(explainer=explainers).transpose("explainer", "metric").values
-    passed = evaluation["passed"].sel(explainer=explainers).transpose("explainer", "metric").values
-    return {
-        "explainers": explainers,
-        "metrics": [_metric_column(m, g, b, definitions.get(m, {})) for m, g, b in zip(metrics, groups, better)],
-        "score": _finite(scores),
-        "passed": [[None if not np.isfinite(p) else bool(p) for p in row] for row in passed],
-        "best": best_rows(scores, better),
-        "digits": DIGITS,
-    }
 
 
 def _by_kind(curve: xr.DataArray) -> xr.DataArray:
