@@ -276,3 +276,18 @@ def test_another_face_track_is_refused(additive, clip_video, clip_faces):
     moved.landmarks = moved.landmarks + 1.0
     with pytest.raises(EvaluationError, match="not the one the cube was explained with"):
         ex.evaluate(model, clip_video, cube, faces=moved, metrics=["deletion"], progress=False)
+
+
+def test_re_explanations_reproduce_the_cube_at_its_recorded_integrated_gradient_steps(clip_video, clip_faces):
+    """A one-clip cube: the clip explained again by the evaluation is the cube, integrated
+    gradients at the number of steps the cube records for the clip."""
+    from expresso_xai.evaluate import open_run
+
+    model = tiny_model(input_size=SIZE)
+    cube = ex.explain(model, clip_video, clip_faces, methods=["integrated_gradients", "saliency"], progress=False)
+    run = open_run(model, clip_video, cube, faces=clip_faces, metrics=["mprt"], progress=False)
+    (clip,) = list(run.clips())
+    again = clip.explained()
+    for index, name in enumerate(run.explainers):
+        np.testing.assert_allclose(again[name].region_time, cube.attribution.values[index], rtol=1e-5, atol=1e-6)
+    assert again["integrated_gradients"].stats["steps"] == int(cube.integrated_gradients_steps[0])

@@ -137,6 +137,7 @@ class EvaluationRun:
     clip_numbers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     _methods: dict | None = None
     _layers: dict = field(default_factory=dict)
+    _pinned: dict = field(default_factory=dict)  # integrated gradients at each recorded number of steps
 
     @property
     def explainers(self) -> tuple[str, ...]:
@@ -175,12 +176,35 @@ class EvaluationRun:
         return self._layers[key][1]
 
     def explain(self, ctx) -> dict:
-        """Run the cube's methods on a prepared clip (of any model)."""
+        """Run the cube's methods on a prepared clip of one of the cube's clips (of any
+        model: a randomised copy, shuffled or noisy frames).
+
+        Integrated gradients chooses its number of steps per clip until its completeness
+        error is small; a re-explanation uses the steps the cube records for that clip
+        (``integrated_gradients_steps``), so the comparison is at the same budget and a
+        randomised model, which rarely converges, does not cost up to ``max_steps`` a
+        clip."""
         from ..explain import run_methods
 
         if ctx.gradient_layer is None:
             ctx.gradient_layer = self.layer_of(ctx.model)
-        return run_methods(ctx, self.methods)
+        return run_methods(ctx, self._methods_for(ctx.seed))
+
+    def _methods_for(self, seed: int) -> dict:
+        from ..explain import get_method
+
+        methods = self.methods
+        stat = "integrated_gradients_steps"
+        ig = methods.get("integrated_gradients")
+        if ig is None or ig.options.get("n_steps") is not None or stat not in self.cube:
+            return methods
+        number = seed - clip_seed(self.cube.attrs, 0)
+        if not 0 <= number < self.cube.sizes["clip"]:
+            return methods
+        steps = int(self.cube[stat].values[number])
+        if steps not in self._pinned:
+            self._pinned[steps] = get_method("integrated_gradients", {**ig.options, "n_steps": steps})
+        return {**methods, "integrated_gradients": self._pinned[steps]}
 
     def attribution_at(self, positions: np.ndarray) -> dict[str, np.ndarray]:
         values = np.asarray(self.cube.attribution.values, dtype=np.float64)[:, positions]
@@ -209,7 +233,7 @@ class EvaluationRun:
                 target = None if targets is None else int(targets[number])
                 ctx = prepare_clip(self.model, clip.frames, self.faces[positions], self.crop[positions], self.scheme,
                                    target=target, frame_indices=clip.indices, timestamps=clip.timestamps,
-                                   device=self.device, seed=int(attrs.get("seed", 0)) * 1_000_003 + number,
+                                   device=self.device, seed=clip_seed(attrs, number),
                                    batch_size=self.batch_size, gradient_layer=self.layer_of(self.model))
                 if self.batch_size is None:
                     self.batch_size = ctx.batch_size = fastest_batch(self.model, ctx.x)
@@ -220,6 +244,11 @@ class EvaluationRun:
             bar.close()
         if not isinstance(self.video, Video):
             _check_content(hasher.hexdigest(), attrs, str(self.video))
+
+
+def clip_seed(attrs, number: int) -> int:
+    """The seed :func:`~expresso_xai.explain` gave clip ``number`` (re-explanations keep it)."""
+    return int(attrs.get("seed", 0)) * 1_000_003 + int(number)
 
 
 def _check_content(digest: str, attrs, source: str) -> None:
