@@ -1,16 +1,25 @@
 # Two entry points: `make demo` and `make test`. Both create .venv when missing and
-# reinstall only when pyproject.toml changed (the stamp file tracks it).
+# reinstall only when pyproject.toml or this file changed (the stamp file tracks them).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Quantus, for the cross-check in tests/test_evaluate_quantus.py, goes in without its
+# requirements: it requires opencv-python, the GUI build (needs libGL), which would
+# overwrite the cv2 package of our opencv-python-headless. What it imports beyond our own
+# dependencies (scikit-learn) is in the dev extra; the last step checks cv2 is still ours.
+QUANTUS := quantus==0.6.0
 
 .PHONY: demo test bench browser clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(QUANTUS) || \
+		echo "WARNING: $(QUANTUS) did not install: the Quantus cross-check will be SKIPPED"
+	$(PY) -c "import cv2, importlib.metadata as m; names = {d.metadata['Name'] for d in m.distributions()}; \
+		assert 'opencv-python' not in names, 'opencv-python (the GUI build) is installed over the headless cv2'"
 	touch $(STAMP)
 
 demo: $(STAMP)
