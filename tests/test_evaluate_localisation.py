@@ -331,3 +331,16 @@ def test_au_truth_refuses_a_csv_of_another_video_and_unknown_units(tmp_path):
 def test_every_au_openface_reports_has_regions_of_the_partition():
     assert set(ex.samples.OPENFACE_AUS_R) <= set(AU_REGIONS)
     assert all(set(regions) <= set(REGIONS) - {"background", "face_other"} for regions in AU_REGIONS.values())
+
+
+def test_a_ground_truth_file_that_is_missing_or_not_json_is_a_typed_error(tmp_path):
+    from expresso_xai.errors import EvaluationError
+
+    with pytest.raises(EvaluationError, match="no such ground-truth file"):
+        ex.samples.load_truth(tmp_path / "missing.json")
+    (tmp_path / "video.json").write_bytes(b"\x00\x01 not json")
+    with pytest.raises(EvaluationError, match="not a sample.s ground-truth JSON file"):
+        ex.samples.load_truth(tmp_path / "video.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(EvaluationError, match="not a sample's ground truth"):
+        ex.samples.load_truth(tmp_path / "list.json")

@@ -153,8 +153,18 @@ def load_truth(path_or_name: str | Path) -> dict:
         >>> ex.samples.load_truth("participant_high")["spec"]["score"]
         58
     """
+    from ..errors import EvaluationError
+
     path = sample_path(str(path_or_name), "truth") if str(path_or_name) in SHIPPED else Path(path_or_name)
-    return json.loads(Path(path).read_text())
+    try:
+        truth = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EvaluationError(f"{path}: no such ground-truth file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvaluationError(f"{path}: not a sample's ground-truth JSON file ({exc})") from None
+    if not isinstance(truth, dict):
+        raise EvaluationError(f"{path}: not a sample's ground truth (a JSON object with events and fps)")
+    return truth
 
 
 #: The events that carry a sample's planted score: the score is the time held in long
