@@ -130,6 +130,18 @@ def score_info(name: str) -> Score:
     raise EvaluationError(f"unknown score {name!r}")
 
 
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equally long vectors; NaN when either is constant.
+
+    Example:
+        >>> pearson(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 7.0])) > 0.99
+        True
+    """
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
+
+
 def check_metric_names(names) -> list[str]:
     """The metric group names asked for, checked against the registry."""
     names = [names] if isinstance(names, str) else list(names)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Metric, MetricResult, Score, register_metric
+from .base import Metric, MetricResult, Score, pearson, register_metric
 from .units import Units, clip_units, fill_tensor, outputs_removed
 
 #: curve points after the start when ``steps=None``
@@ -273,12 +273,6 @@ class _SetMetric(Metric):
         return MetricResult({self.name: means}, {}, {"sets_per_clip": 8 * self.run.n_random, "set_size": "1/4 of units"})
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
-
-
 @register_metric
 class FaithfulnessCorrelation(_SetMetric):
     name = "faithfulness_correlation"
@@ -288,7 +282,7 @@ class FaithfulnessCorrelation(_SetMetric):
 
     @staticmethod
     def per_clip(summed: np.ndarray, drops: np.ndarray) -> float:
-        return _pearson(summed, drops)
+        return pearson(summed, drops)
 
 
 @register_metric

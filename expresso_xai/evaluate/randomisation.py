@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from ..errors import EvaluationError
-from .base import Metric, MetricResult, Score, register_metric
+from .base import Metric, MetricResult, Score, pearson, register_metric
 
 #: the randomisation modes of :class:`ParameterRandomisation`, in the dataset's order
 MODES = ("cascading", "independent")
@@ -55,13 +55,7 @@ def spearman(a, b) -> float:
     keep = np.isfinite(a) & np.isfinite(b)
     if keep.sum() < 2:
         return float("nan")
-    rank_a, rank_b = rankdata(a[keep]), rankdata(b[keep])
-    rank_a -= rank_a.mean()
-    rank_b -= rank_b.mean()
-    norm = np.sqrt((rank_a ** 2).sum() * (rank_b ** 2).sum())
-    if norm == 0:
-        return float("nan")
-    return float(np.clip((rank_a * rank_b).sum() / norm, -1.0, 1.0))
+    return float(np.clip(pearson(rankdata(a[keep]), rankdata(b[keep])), -1.0, 1.0))
 
 
 def ssim(a, b, sigma: float = 1.5, data_range: float = 1.0) -> float:

@@ -76,13 +76,13 @@ def clip_units(region_map, window: int) -> Units:
         >>> len(units), units.window.tolist(), units.region.tolist()
         (4, [0, 0, 1, 1], [0, 1, 0, 1])
     """
+    from ..explain.features import feature_units
+
     if not region_map.exclusive:
         raise EvaluationError(f"units need non-overlapping regions; scheme {region_map.scheme!r} overlaps")
-    labels = region_map.labels.astype(np.int64)
+    codes, ids = feature_units(region_map, int(window))
     n_regions = len(region_map.names)
-    combined = (np.arange(len(labels)) // int(window))[:, None, None] * n_regions + labels
-    values, ids = np.unique(combined, return_inverse=True)
-    return Units(ids.reshape(labels.shape), values // n_regions, values % n_regions, int(window))
+    return Units(ids, codes // n_regions, codes % n_regions, int(window))
 
 
 def _nearest_outside(n_frames: int, window: int) -> np.ndarray:

@@ -11,6 +11,13 @@ from ..errors import MethodError
 def feature_mask(region_map, window: int | None) -> np.ndarray:
     """``(L, H, W)`` int64 feature ids 0..F-1: one feature per region present in the clip
     (``window=None``) or per region and time window of ``window`` frames."""
+    return feature_units(region_map, window)[1]
+
+
+def feature_units(region_map, window: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes (F,), ids (L, H, W))``: each feature's code ``window * R + region`` (just
+    the region without a window) and each pixel's feature id 0..F-1, features in code
+    order. What occlusion ablates and what evaluation removes are the same units."""
     if not region_map.exclusive:
         raise MethodError(
             f"region features must not overlap, but scheme {region_map.scheme!r} overlaps; "
@@ -21,8 +28,8 @@ def feature_mask(region_map, window: int | None) -> np.ndarray:
     if window:
         windows = (np.arange(len(labels)) // int(window))[:, None, None]
         labels = windows * n_regions + labels
-    _, ids = np.unique(labels, return_inverse=True)
-    return ids.reshape(labels.shape)
+    codes, ids = np.unique(labels, return_inverse=True)
+    return codes, ids.reshape(labels.shape)
 
 
 def spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
