@@ -30,10 +30,9 @@ DEFAULT_METRICS = ("deletion", "insertion", "random", "mprt", "pointing_game", "
 
 
 def _whole(value, name: str, least: int) -> int:
-    is_whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not is_whole or value < least:
-        raise EvaluationError(f"{name} must be a whole number of at least {least}, got {value!r}")
-    return int(value)
+    from ..explain.plan import _whole as whole
+
+    return whole(value, name, least, EvaluationError)
 
 
 @dataclass(eq=False)

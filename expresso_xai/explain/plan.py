@@ -52,10 +52,10 @@ class ExplainPlan:
         return any(not method.shares_gradient for method in self.methods.values())
 
 
-def _whole(value, name: str, least: int) -> int:
+def _whole(value, name: str, least: int, error: type[Exception] = MethodError) -> int:
     is_whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
     if not is_whole or value < least:
-        raise MethodError(f"{name} must be a whole number of at least {least}, got {value!r}")
+        raise error(f"{name} must be a whole number of at least {least}, got {value!r}")
     return int(value)
 
 
