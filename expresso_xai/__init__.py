@@ -23,7 +23,7 @@ from .video import Video, load_video, stream_video
 from .explain import explain
 from .cube import open_cube
 from .evaluate import evaluate, open_evaluation
-from . import cube, figures
+from . import cohort, cube, figures
 
 try:
     __version__ = version("expresso-xai")
@@ -43,7 +43,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "widgets", "Clip", "evaluate", "open_evaluation", "FaceCrop", "explain", "figures", "models", "open_cube", "FaceTrack", "RegionMap", "RegionScheme", "Video", "errors", "faces",
+    "widgets", "Clip", "cohort", "evaluate", "open_evaluation", "FaceCrop", "explain", "figures", "models", "open_cube", "FaceTrack", "RegionMap", "RegionScheme", "Video", "errors", "faces",
     "iter_clips", "load_video", "read_openface", "region_map", "regions", "samples",
     "stream_video", "track_faces",
 ]

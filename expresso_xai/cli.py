@@ -13,6 +13,8 @@ Sub-commands:
 * ``expresso-xai explore cube.nc --video VIDEO --out explorer.html`` — the interactive
   Explorer as a standalone HTML file (no kernel, no network needed to open it).
 * ``expresso-xai train MANIFEST --model r3d_18`` — fine-tune on a cohort (participant-level metrics).
+* ``expresso-xai cohort run MANIFEST --store cohort.zarr`` / ``cohort report`` — explain a
+  cohort on Dask, then its audit (see :mod:`expresso_xai.cli_cohort`).
 * ``expresso-xai samples make --out DIR`` — generate a synthetic cohort.
 * ``expresso-xai samples ship`` — regenerate the shipped samples in ``data_samples/``.
 * ``expresso-xai demo --out DIR`` — the demo on a shipped sample.
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 from .cli_args import AMOUNT, COUNT, FIGURE, INDEX, SHARE, Parser, number, output
+from .cli_cohort import add_cohort
 from .errors import ExpressoError
 from .files import atomic_path
 from .samples import SHIPPED
@@ -97,15 +100,9 @@ def _top_lines(cube, k: int = 3) -> list[str]:
 
 def _openface_track(openface: str, video, video_path: str, max_frames: int | None):
     """The landmarks and action units of an OpenFace CSV, on the video's frames."""
-    from .errors import OpenFaceFormatError
-    from .faces import read_openface
+    from .faces.openface import read_openface_for
 
-    faces, action_units = read_openface(openface, frame_size=(video.height, video.width))
-    if max_frames is not None and len(faces) >= video.n_frames:
-        faces, action_units = faces[: video.n_frames], action_units.isel(time=slice(0, video.n_frames))
-    if len(faces) != video.n_frames:
-        raise OpenFaceFormatError(f"{openface}: {len(faces)} rows but {video_path} has {video.n_frames} frames")
-    return faces, action_units
+    return read_openface_for(openface, video, max_frames)
 
 
 def _explain_video(video_path: str, model_name: str, methods: list[str], out: Path, openface: str | None,
@@ -394,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     explore.set_defaults(func=cmd_explore)
 
     _add_evaluate(commands)
+    add_cohort(commands)
 
     landmarks = commands.add_parser("landmarks", help="track 68 landmarks and save them (.npz)")
     landmarks.add_argument("video")

@@ -71,3 +71,9 @@ class CubeError(ExpressoError, ValueError):
 class EvaluationError(ExpressoError, ValueError):
     """An evaluation cannot run as asked: the cube, model, video or ground truth do not
     belong together, a metric is unknown, or an evaluation file holds no evaluation."""
+
+
+class CohortError(ExpressoError, ValueError):
+    """A cohort cannot run or be analysed as asked: a manifest with a missing column, a
+    bad or duplicated row, a store written with other settings or by something else, or
+    an analysis asked of groups or regions the cohort does not have."""

@@ -276,7 +276,7 @@ def test_cohort_has_spread_scores_and_resumes_without_rewriting(tmp_path):
     cohort = tmp_path / "cohort"
     manifest = make_cohort(cohort, n_participants=4, seconds=1, progress=False)
     assert manifest == cohort / "manifest.csv"
-    assert manifest.read_text().splitlines()[0] == "video,participant,score,split"
+    assert manifest.read_text().splitlines()[0] == "video,participant,score,split,openface"
     rows = read_manifest(manifest)
     assert len(rows) == 4 and len({row["participant"] for row in rows}) == 4
     assert {row["split"] for row in rows} <= {"train", "val", "test"}

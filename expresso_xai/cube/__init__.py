@@ -18,7 +18,7 @@ Example:
 """
 
 from .accessor import XaiAccessor
-from .io import open_cube
+from .io import open_cube, write_zarr_group
 from .schema import CUBE_VERSION, check_cube, make_cube
 
-__all__ = ["CUBE_VERSION", "XaiAccessor", "check_cube", "make_cube", "open_cube"]
+__all__ = ["CUBE_VERSION", "XaiAccessor", "check_cube", "make_cube", "open_cube", "write_zarr_group"]

@@ -82,8 +82,29 @@ def to_zarr(cube: xr.Dataset, path: str | Path) -> Path:
         True
     """
     cube, path = _writable(cube, path)
-    return replace_folder(path, lambda partial: cube.to_zarr(partial, mode="w", zarr_format=ZARR_FORMAT,
-                                                             consolidated=True), is_zarr_with("cube_version"))
+    return replace_folder(path, lambda partial: _zarr_group(cube, partial), is_zarr_with("cube_version"))
+
+
+def _zarr_group(cube: xr.Dataset, folder: Path) -> None:
+    cube.to_zarr(folder, mode="w", zarr_format=ZARR_FORMAT, consolidated=True)
+
+
+def write_zarr_group(cube: xr.Dataset, folder: str | Path) -> Path:
+    """Write ``cube`` as a Zarr group into ``folder``, a folder the caller owns and moves
+    into place itself (a cohort store writes each participant's cube this way, under a
+    temporary name, and renames it when everything in it is written). :func:`open_cube`
+    reads it back. Prefer :func:`to_zarr`, which does the temporary name and the move.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from expresso_xai.testing import example_cube
+        >>> folder = write_zarr_group(example_cube(), pathlib.Path(tempfile.mkdtemp()) / "p01")
+        >>> open_cube(folder).identical(example_cube())
+        True
+    """
+    cube, folder = _writable(cube, folder)
+    _zarr_group(cube, folder)
+    return folder
 
 
 def _plain_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,4 +178,4 @@ def open_cube(path: str | Path) -> xr.Dataset:
     return dataset
 
 
-__all__ = ["open_cube", "to_netcdf", "to_zarr"]
+__all__ = ["open_cube", "to_netcdf", "to_zarr", "write_zarr_group"]

@@ -97,6 +97,30 @@ def read_openface(csv_path: str | Path, frame_size: tuple[int, int] | None = Non
     return faces, _action_units(table, by_frame, _seconds(frames, timestamps), faces.face_found)
 
 
+def read_openface_for(csv_path: str | Path, video, max_frames: int | None = None):
+    """:func:`read_openface` for one video: the frame size is the video's, and the CSV
+    must have one row per frame of the video (with ``max_frames``, the video was read
+    only that far and the CSV is cut to match). Returns ``(faces, action_units)``.
+
+    Raises:
+        OpenFaceFormatError: the row count differs from the video's frames (naming both).
+
+    Example:
+        >>> import expresso_xai as ex
+        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=10)
+        >>> faces, aus = read_openface_for(ex.samples.sample_path("participant_low", "openface"), video, max_frames=10)
+        >>> len(faces), aus.sizes["time"]
+        (10, 10)
+    """
+    faces, action_units = read_openface(csv_path, frame_size=(video.height, video.width))
+    if max_frames is not None and len(faces) >= video.n_frames:
+        faces, action_units = faces[: video.n_frames], action_units.isel(time=slice(0, video.n_frames))
+    if len(faces) != video.n_frames:
+        raise OpenFaceFormatError(f"{csv_path}: {len(faces)} rows but {video.source or 'the video'} has "
+                                  f"{video.n_frames} frames")
+    return faces, action_units
+
+
 def _checked_frame_size(frame_size) -> tuple[int, int] | None:
     if frame_size is None:
         return None

@@ -244,7 +244,8 @@ def make_cohort(
     splits: tuple[float, float, float] = (0.6, 0.2, 0.2),
     progress: bool = True,
 ) -> Path:
-    """Generate a synthetic cohort and its ``manifest.csv`` (video, participant, score, split).
+    """Generate a synthetic cohort and its ``manifest.csv`` (video, participant, score, split,
+    openface: the synthetic OpenFace CSV with the true landmarks and action units).
 
     Scores are spread evenly over 0–63 and shuffled; each participant's score is planted
     in long eye closures, everything else is independent of it. Participants already
@@ -254,7 +255,7 @@ def make_cohort(
         >>> import tempfile, expresso_xai as ex
         >>> manifest = ex.samples.make_cohort(tempfile.mkdtemp(), n_participants=2, seconds=1, progress=False)
         >>> manifest.read_text().splitlines()[0]
-        'video,participant,score,split'
+        'video,participant,score,split,openface'
     """
     from tqdm.auto import tqdm
 
@@ -280,10 +281,11 @@ def make_cohort(
         if truth is None:
             write_sample(render(spec), out_dir, name)
             truth = json.loads(truth_path.read_text())
-        rows.append({"video": f"{name}.mp4", "participant": name, "score": truth["score"], "split": split_of[i]})
+        rows.append({"video": f"{name}.mp4", "participant": name, "score": truth["score"], "split": split_of[i],
+                     "openface": f"{name}.openface.csv"})
     manifest = out_dir / "manifest.csv"
     with atomic_path(manifest) as partial, partial.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["video", "participant", "score", "split"])
+        writer = csv.DictWriter(handle, fieldnames=["video", "participant", "score", "split", "openface"])
         writer.writeheader()
         writer.writerows(rows)
     return manifest
