@@ -177,3 +177,23 @@ def test_killing_the_client_mid_run_loses_nothing(cohort_dir, reference, tmp_pat
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{N_PARTICIPANTS - kept} explained now, {kept} already there" in again.stdout
     assert_complete_and_equal(store, reference)
+
+
+def test_killing_the_scheduler_mid_run_is_a_clear_error_and_a_new_cluster_finishes(cohort_dir, reference, tmp_path):
+    store = tmp_path / "cohort.zarr"
+    with cluster(tmp_path) as (address, processes):
+        run = start(cli(cohort_dir, store, "--scheduler", address), tmp_path / "client.log")
+        try:
+            wait_for(lambda: finished(store) >= 1, LIMIT_S, "a first participant", tmp_path / "client.log")
+            processes[0].send_signal(signal.SIGKILL)  # the scheduler
+            assert run.wait(timeout=LIMIT_S) == 2
+        finally:
+            stop(run)
+    log = (tmp_path / "client.log").read_text()
+    assert "expresso-xai: error: lost the Dask scheduler" in log and "run the same command again" in log
+    assert "Traceback" not in log
+    with cluster(tmp_path / "again" if (tmp_path / "again").mkdir() is None else tmp_path) as (address, _):
+        again = subprocess.run(cli(cohort_dir, store, "--scheduler", address), capture_output=True, text=True,
+                               timeout=LIMIT_S)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert_complete_and_equal(store, reference)

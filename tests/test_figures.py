@@ -304,3 +304,187 @@ def test_metric_table_refuses_a_cube_and_saves_by_suffix(tmp_path, evaluation, c
     pdf = (tmp_path / "table.pdf").read_bytes()
     assert pdf[:5] == b"%PDF-" and not (tmp_path / "table.png").exists()
     assert b"/CIDFontType2" in pdf and b"/Type3" not in pdf  # TrueType text, editable in a journal's tools
+
+
+# --- cohort audit figures: region shares per group, the AU x region heatmap -------------
+
+SHARE_REGIONS = ["mouth", "right_eye", "background", "nose"]
+
+
+@pytest.fixture
+def shares():
+    """Two explainers with different, known shares; bands in severity order, not sorted."""
+    import pandas as pd
+
+    rows = []
+    for e, explainer in enumerate(["gradcam", "occlusion"]):
+        for grouping, groups in [("band", ["minimal", "severe", "mild"]), ("error", ["correct", "over"])]:
+            for g, group in enumerate(groups):
+                for r, region in enumerate(SHARE_REGIONS):
+                    mean = 0.01 * (1 + r) * (1 + g) + 0.5 * e + 0.2 * (region == "right_eye")
+                    rows.append((explainer, grouping, group, region, 10 + g, mean, mean - 0.01 * (1 + g),
+                                 mean + 0.02 * (1 + r)))
+    return pd.DataFrame(rows, columns=["explainer", "grouping", "group", "region", "n", "mean", "ci_low", "ci_high"])
+
+
+def _bars_and_whiskers(axis):
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    bars = [c for c in axis.containers if isinstance(c, BarContainer)]
+    whiskers = [c for c in axis.containers if isinstance(c, ErrorbarContainer)]
+    return bars, whiskers
+
+
+def test_band_shares_draw_one_bar_per_group_and_region_with_the_tables_means(shares):
+    from types import SimpleNamespace
+
+    from expresso_xai.figures import band_shares
+
+    figure = band_shares(SimpleNamespace(shares=shares), explainer="occlusion")
+    axis = figure.axes[0]
+    bars, _ = _bars_and_whiskers(axis)
+    # default regions: background left out, the largest share first
+    assert [label.get_text() for label in axis.get_xticklabels()] == ["right_eye", "nose", "mouth"]
+    assert [bar.patches[0].get_gid() for bar in bars] == ["minimal", "severe", "mild"]
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == \
+        ["minimal (n=10)", "severe (n=11)", "mild (n=12)"]
+    rows = shares[(shares.explainer == "occlusion") & (shares.grouping == "band")]
+    for bar in bars:
+        cells = rows[rows.group == bar.patches[0].get_gid()].set_index("region")
+        np.testing.assert_allclose([patch.get_height() for patch in bar.patches],
+                                   cells.loc[["right_eye", "nose", "mouth"], "mean"].values)
+    # in each region, the groups side by side in the table's order, centred on the tick
+    centres = np.array([[patch.get_x() + patch.get_width() / 2 for patch in bar.patches] for bar in bars])
+    assert (np.diff(centres, axis=0) > 0).all()
+    np.testing.assert_allclose(centres.mean(axis=0), axis.get_xticks(), atol=1e-12)
+
+
+def test_band_shares_whiskers_span_exactly_the_confidence_intervals(shares):
+    from expresso_xai.figures import band_shares
+
+    figure = band_shares(shares, grouping="error", regions=["nose", "background"])
+    bars, whiskers = _bars_and_whiskers(figure.axes[0])
+    assert len(whiskers) == len(bars) == 2
+    rows = shares[(shares.explainer == "gradcam") & (shares.grouping == "error")]
+    for bar, whisker in zip(bars, whiskers):
+        segments = np.array(whisker.lines[2][0].get_segments())  # (region, end, xy)
+        cells = rows[rows.group == bar.patches[0].get_gid()].set_index("region").loc[["nose", "background"]]
+        np.testing.assert_allclose(segments[:, 0, 1], cells.ci_low.values)
+        np.testing.assert_allclose(segments[:, 1, 1], cells.ci_high.values)
+        np.testing.assert_allclose(segments[:, 0, 0], [p.get_x() + p.get_width() / 2 for p in bar.patches])
+
+
+def test_band_shares_draw_a_zero_line_only_for_signed_shares(shares):
+    from expresso_xai.figures import band_shares
+
+    def zero_lines(table):
+        return [line for line in band_shares(table).axes[0].lines if line.get_gid() == "zero"]
+
+    assert zero_lines(shares) == []
+    signed = shares.assign(mean=shares["mean"] - 0.1, ci_low=shares.ci_low - 0.1, ci_high=shares.ci_high - 0.1)
+    (line,) = zero_lines(signed)
+    assert list(line.get_ydata()) == [0, 0]
+
+
+@pytest.fixture
+def au_table():
+    """Two bands; one cell without a value; only the eyes' CIs can exclude 0."""
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for band in ["all", "severe"]:
+        for au in ["AU45", "AU04", "AU12"]:
+            for region in ["background", "right_eye", "mouth"]:
+                if (au, region) == ("AU12", "mouth") and band == "all":
+                    continue  # a cell without a value
+                rho = float(rng.uniform(-0.6, 0.6))
+                low = rho - 0.1 if region == "right_eye" else rho - 1.0  # only the eyes' CI can exclude 0
+                rows.append(("gradcam", band, au, region, 8, rho, low, rho + 0.1))
+    return pd.DataFrame(rows, columns=["explainer", "band", "au", "region", "n", "rho", "ci_low", "ci_high"])
+
+
+def test_au_heatmap_cells_are_the_mean_rho_with_the_significant_ones_marked(au_table):
+    from expresso_xai.figures import au_heatmap
+
+    table = au_table[au_table.band == "all"]
+    figure = au_heatmap(au_table)
+    axis, bar = figure.axes
+    assert [t.get_text() for t in axis.get_yticklabels()] == ["AU04", "AU12", "AU45"]
+    assert [t.get_text() for t in axis.get_xticklabels()] == ["right_eye", "mouth", "background"]
+    cells = table.set_index(["au", "region"])["rho"].unstack()
+    expected = cells.reindex(index=["AU04", "AU12", "AU45"], columns=["right_eye", "mouth", "background"])
+    image = axis.images[0]
+    drawn = image.get_array()
+    np.testing.assert_allclose(drawn.filled(np.nan), expected.values)
+    assert drawn.mask[1, 1] and drawn.mask.sum() == 1
+    limit = np.nanmax(np.abs(expected.values))
+    assert image.get_clim() == pytest.approx((-limit, limit))
+    assert image.get_cmap().name.startswith("RdBu_r")
+    (dots,) = [c for c in axis.collections if c.get_gid() == "significant"]
+    significant = table[(table.ci_low > 0) | (table.ci_high < 0)]
+    expected_dots = {(["right_eye", "mouth", "background"].index(r), ["AU04", "AU12", "AU45"].index(a))
+                     for a, r in zip(significant.au, significant.region)}
+    assert {tuple(map(int, xy)) for xy in dots.get_offsets()} == expected_dots and expected_dots
+    assert bar.get_ylabel() == "Spearman ρ (mean over participants)"
+    assert axis.get_title(loc="left") == "gradcam: AU × region, band all (n=8)"
+
+
+def test_au_heatmap_limits_are_symmetric_and_at_most_one():
+    import pandas as pd
+
+    from expresso_xai.figures import au_heatmap
+
+    table = pd.DataFrame([("saliency", "mild", "AU01", "nose", 3, -1.0, -1.0, -0.5),
+                          ("saliency", "mild", "AU02", "nose", 3, 0.25, 0.1, 0.4)],
+                         columns=["explainer", "band", "au", "region", "n", "rho", "ci_low", "ci_high"])
+    assert au_heatmap(table, band="mild").axes[0].images[0].get_clim() == (-1.0, 1.0)
+    small = table.assign(rho=[-0.05, 0.02])
+    assert au_heatmap(small, band="mild").axes[0].images[0].get_clim() == pytest.approx((-0.05, 0.05))
+
+
+@pytest.mark.parametrize("suffix", ["png", "pdf", "svg"])
+def test_cohort_figures_save_by_suffix(tmp_path, shares, au_table, suffix):
+    from types import SimpleNamespace
+
+    from expresso_xai.figures import au_heatmap, band_shares
+
+    audit = SimpleNamespace(shares=shares, au=au_table)
+    band_shares(audit, path=tmp_path / f"shares.{suffix}", width="double")
+    au_heatmap(audit, path=tmp_path / f"au.{suffix}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"au.{suffix}", f"shares.{suffix}"]
+    for name in ("au", "shares"):
+        data = (tmp_path / f"{name}.{suffix}").read_bytes()
+        if suffix == "png":
+            _assert_drawn_png(tmp_path / f"{name}.png")
+        elif suffix == "pdf":
+            assert data[:5] == b"%PDF-" and b"/CIDFontType2" in data and b"/Type3" not in data
+        else:
+            assert b"<svg" in data[:1000]
+
+
+def test_cohort_figures_refuse_what_they_cannot_draw(shares, au_table):
+    from types import SimpleNamespace
+
+    from expresso_xai.errors import CohortError
+    from expresso_xai.figures import au_heatmap, band_shares
+
+    audit = SimpleNamespace(shares=shares, au=au_table)
+    with pytest.raises(CohortError, match=r"no explainer 'deeplift'; it has \['gradcam', 'occlusion'\]"):
+        band_shares(shares, explainer="deeplift")
+    with pytest.raises(CohortError, match="no grouping 'sex'"):
+        band_shares(shares, grouping="sex")
+    with pytest.raises(CohortError, match="no region 'forehead'"):
+        band_shares(shares, regions=["nose", "forehead"])
+    with pytest.raises(CohortError, match="no rows"):
+        band_shares(shares.iloc[:0])
+    with pytest.raises(CohortError, match="no column 'ci_high'"):
+        band_shares(shares.drop(columns="ci_high"))
+    with pytest.raises(CohortError, match="width='wide'"):
+        band_shares(shares, width="wide")
+    with pytest.raises(CohortError, match=r"no band 'moderate'; it has \['all', 'severe'\]"):
+        au_heatmap(audit, band="moderate")
+    with pytest.raises(CohortError, match="no explainer 'deeplift'"):
+        au_heatmap(audit, explainer="deeplift")
+    with pytest.raises(CohortError, match="expected a cohort audit"):
+        au_heatmap(object())

@@ -204,6 +204,19 @@ def _dask_client(client, workers: int | None):
         yield local
 
 
+@contextmanager
+def _quiet_client_logs():
+    """Dask's client logs a traceback when its scheduler goes away, before the error the
+    run raises about it: one clear message is enough."""
+    logger = logging.getLogger("distributed.client")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _lost(entry: Entry, exc: BaseException) -> dict:
     """A task that Dask itself gave up on (its workers kept dying, or it was cancelled)."""
     return {"participant": entry.participant, "status": "failed", "seconds": float("nan"), "worker": "",
@@ -301,12 +314,18 @@ def _run_locked(entries, cohort: CohortStore, settings: dict, model_arg, client,
         if todo and client == "sequential":
             records.update((r["participant"], r) for r in _sequential(todo, model_arg, settings, str(cohort.path), bar))
         elif todo:
-            with _dask_client(client, workers) as dask_client:
+            with _quiet_client_logs(), _dask_client(client, workers) as dask_client:
                 dashboard = getattr(dask_client, "dashboard_link", None)
                 if dashboard and progress:
                     print(f"Dask dashboard: {dashboard}", file=sys.stderr)
-                records.update((r["participant"], r) for r in
-                               _on_dask(todo, model_arg, settings, str(cohort.path), bar, dask_client))
+                try:
+                    records.update((r["participant"], r) for r in
+                                   _on_dask(todo, model_arg, settings, str(cohort.path), bar, dask_client))
+                except OSError as exc:  # the scheduler went away (CommClosedError, connect timeouts)
+                    finished_now = len(cohort.finished())
+                    raise CohortError(f"lost the Dask scheduler ({' '.join(str(exc).split())}); the "
+                                      f"{finished_now} participant(s) finished are in {cohort.path}: run the "
+                                      "same command again to compute the others") from None
     finally:
         bar.close()
         failures = [r for r in records.values() if r["status"] == "failed"]

@@ -2,7 +2,8 @@
 
 ``track_faces`` (dlib by default, any :class:`Landmarker` plugs in) and ``read_openface``
 both return a :class:`FaceTrack`; the next step, :mod:`expresso_xai.regions`, turns it into
-labelled pixels.
+labelled pixels. ``landmark_action_units`` derives action-unit proxies from a track when
+OpenFace's are not at hand.
 """
 
 from .facetrack import (
@@ -20,9 +21,11 @@ from .landmarkers import (
     face_recognition_model_path,
 )
 from .openface import read_openface
+from .proxies import AU_PROXIES, landmark_action_units
 from .tracking import track_faces
 
 __all__ = [
+    "AU_PROXIES",
     "LANDMARK_GROUPS",
     "MIRROR_PERMUTATION",
     "Detection",
@@ -33,6 +36,7 @@ __all__ = [
     "eye_aspect_ratio",
     "face_recognition_model_path",
     "inter_ocular_distance",
+    "landmark_action_units",
     "read_openface",
     "track_faces",
 ]

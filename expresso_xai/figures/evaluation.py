@@ -1,262 +1,19 @@
-"""Print figures (matplotlib), for papers and reports: attribution cubes, region maps and
-evaluations (perturbation curves, the method × metric table).
+"""Figures of an evaluation: perturbation curves and the method × metric table.
 
-Figures read a cube through its views (:mod:`expresso_xai.cube.views`) and never change
-it. The value names, their labels and the test "is this signed?" come from there, so a
-figure and the Explorer colour the same method alike: signed values get a diverging
-colour map centred at 0 with symmetric limits (red and blue mean the same magnitude),
-values that are ≥ 0 up to float noise a sequential one. Evaluation figures take the
-table's conventions (direction arrows, which method is best, decimals, the curves' axis
-labels) from :mod:`expresso_xai.evaluate.table`, so the print table and the Explorer's
-panel mark the same cells.
+They take the table's conventions (direction arrows, which method is best, decimals, the
+curves' axis labels) from :mod:`expresso_xai.evaluate.table`, so the print table and the
+Explorer's panel mark the same cells.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import xarray as xr
 
-from .crop import FaceCrop
-from .cube.views import VALUE_LABELS, VALUES, check_explainer, frame_seconds, is_signed, regions, value_view
-from .errors import EvaluationError, RegionError
-from .faces.facetrack import FaceTrack
-from .files import atomic_path
-from .regions import REGION_COLOURS, RegionMap, in_region, label_encoding, region_map
-from .video import Video
-
-NO_FACE_HATCH = {"facecolor": "white", "hatch": "///", "edgecolor": "#555555"}
-
-
-# --- the region x time heatmap --------------------------------------------------------
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` of the runs of True in a 1-D bool array."""
-    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
-
-
-def _time_ticks(n_frames: int, most: int = 8) -> np.ndarray:
-    step = max(1, int(np.ceil(n_frames / most)))
-    return np.arange(0, n_frames, step)
-
-
-def _colour_scale(values: np.ndarray, cmap: str | None = None) -> tuple[float, float, str]:
-    """``(vmin, vmax, cmap)``: symmetric limits and ``RdBu_r`` for signed values
-    (:func:`~expresso_xai.cube.views.is_signed`), else ``0..max`` and ``viridis``;
-    ``cmap`` overrides the map's name. NaN values are ignored."""
-    finite = values[np.isfinite(values)]
-    if is_signed(finite):
-        limit = float(np.abs(finite).max()) or 1.0
-        return -limit, limit, cmap or "RdBu_r"
-    vmax = float(finite.max()) if finite.size else 1.0
-    return 0.0, vmax or 1.0, cmap or "viridis"
-
-
-def _heatmap_grid(cube: xr.Dataset, explainer: str, value: str) -> xr.DataArray:
-    """``(region, time)`` values of one explainer, ``background`` the last row."""
-    rows = list(regions(cube))
-    if "background" in rows:
-        rows = [name for name in rows if name != "background"] + ["background"]
-    return value_view(cube, value).sel(explainer=explainer).transpose("region", "time").sel(region=rows)
-
-
-def _hatch_frames_without_face(ax, cube: xr.Dataset, frames: np.ndarray) -> None:
-    from matplotlib.patches import Patch
-
-    if "face_found" not in cube.variables:
-        return
-    runs = _runs(~cube["face_found"].sel(time=frames).values.astype(bool))
-    for start, stop in runs:
-        ax.axvspan(start - 0.5, stop - 0.5, alpha=0.35, linewidth=0, **NO_FACE_HATCH)
-    if runs:
-        ax.legend(handles=[Patch(label="no face", **NO_FACE_HATCH)], loc="lower right",
-                  bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, fontsize=8, frameon=False)
-
-
-def _save(figure, path: str | Path | None) -> None:
-    """Save to ``path``; without a suffix both ``.png`` and ``.pdf``. PDF text is
-    TrueType (editable and searchable in a journal's tools), not matplotlib's Type 3."""
-    import matplotlib
-
-    if path is None:
-        return
-    path = Path(path)
-    for target in [path.with_suffix(".png"), path.with_suffix(".pdf")] if not path.suffix else [path]:
-        with atomic_path(target) as partial, matplotlib.rc_context({"pdf.fonttype": 42}):
-            figure.savefig(partial, dpi=150, bbox_inches="tight", format=target.suffix[1:])
-
-
-def region_time_heatmap(
-    cube: xr.Dataset,
-    explainer: str,
-    *,
-    value: str = "attribution",
-    path: str | Path | None = None,
-    ax=None,
-    cmap: str | None = None,
-    title: str | None = None,
-):
-    """Heatmap of one explainer's regions (rows) over time (columns).
-
-    Rows follow the cube's region order with ``background`` last; columns are frames,
-    labelled with their time in seconds and frame index. Frames without a face are
-    hatched. ``value`` is one of :data:`~expresso_xai.cube.views.VALUES`:
-    ``"attribution"``, ``"density"`` (per pixel; cells without pixels are grey) or
-    ``"share"`` (of the explainer's total |attribution|).
-
-    Args:
-        cube: an attribution cube.
-        explainer: which explainer to show.
-        path: save the figure there; without a suffix both ``.png`` and ``.pdf``.
-        ax: draw into this matplotlib Axes (its figure is returned) instead of a new figure.
-        cmap: colour map name; default ``RdBu_r`` for signed values, ``viridis`` otherwise.
-        title: default ``"<explainer>: <value>"`` with the model's name when known.
-
-    Returns:
-        The matplotlib Figure.
-
-    Raises:
-        CubeError: unknown explainer or value.
-
-    Example:
-        >>> from expresso_xai.testing import example_cube
-        >>> from expresso_xai.figures import region_time_heatmap
-        >>> figure = region_time_heatmap(example_cube(), "gradcam", value="density")
-        >>> [label.get_text() for label in figure.axes[0].get_yticklabels()][-1]
-        'background'
-        >>> import matplotlib.pyplot as plt; plt.close(figure)
-    """
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    check_explainer(cube, explainer)
-    grid = _heatmap_grid(cube, explainer, value)
-    values, rows, frames = grid.values, grid["region"].values.tolist(), grid["time"].values
-    seconds = frame_seconds(cube)
-    vmin, vmax, cmap = _colour_scale(values, cmap)
-    if ax is None:
-        width = float(np.clip(3.0 + 0.12 * len(frames), 6.0, 14.0))
-        figure, ax = plt.subplots(figsize=(width, 1.4 + 0.32 * len(rows)))
-    else:
-        figure = ax.figure
-    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", interpolation="nearest", origin="upper",
-                      cmap=matplotlib.colormaps[cmap].with_extremes(bad="#d9d9d9"), vmin=vmin, vmax=vmax)
-    ax.set_yticks(np.arange(len(rows)), labels=rows)
-    ticks = _time_ticks(len(frames))
-    ax.set_xticks(ticks, labels=[f"{seconds[i]:.2f}\n{int(frames[i])}" for i in ticks])
-    ax.set_xlabel("time (s) / frame")
-    ax.set_ylabel("region")
-    _hatch_frames_without_face(ax, cube, frames)
-    figure.colorbar(image, ax=ax, pad=0.02).set_label(VALUE_LABELS[value])
-    if title is None:
-        model = cube.attrs.get("model_name") or ""
-        title = f"{explainer}: {value} by region and time" + (f" ({model})" if model else "")
-    ax.set_title(title, loc="left")
-    _save(figure, path)
-    return figure
-
-
-# --- region maps ----------------------------------------------------------------------
-
-
-def draw_region_map(
-    frame: np.ndarray, labels: np.ndarray, names: Sequence[str], alpha: float = 0.45,
-    outlines: bool = True, exclusive: bool = True,
-) -> np.ndarray:
-    """Blend region colours over one ``(H, W, 3)`` uint8 RGB frame; ``background`` stays
-    clear. ``labels`` are in the encoding of ``exclusive`` regions
-    (:func:`~expresso_xai.regions.label_encoding`).
-
-    Example:
-        >>> from expresso_xai.regions import PARTITION_REGIONS
-        >>> labels = np.zeros((8, 8), np.uint8)  # all right_eye
-        >>> draw_region_map(np.zeros((8, 8, 3), np.uint8), labels, PARTITION_REGIONS).shape
-        (8, 8, 3)
-    """
-    import cv2
-
-    encoding = label_encoding(exclusive)
-    image = frame.astype(np.float32).copy()
-    for i, name in enumerate(names):
-        inside = in_region(labels, i, encoding)
-        if name == "background" or not inside.any():
-            continue
-        colour = np.array(REGION_COLOURS.get(name, (255, 255, 255)), np.float32)
-        image[inside] = (1 - alpha) * image[inside] + alpha * colour
-        if outlines:
-            contours, _ = cv2.findContours(inside.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            outline = np.zeros(labels.shape, np.uint8)
-            cv2.drawContours(outline, contours, -1, 1, 1)
-            image[outline > 0] = colour
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def _draw_landmarks_and_crop(axis, video: Video, faces: FaceTrack, crop: FaceCrop, frame: int) -> None:
-    axis.imshow(video.frames[frame])
-    if faces.face_found[frame]:
-        points = faces.landmarks[frame]
-        axis.scatter(points[:, 0], points[:, 1], s=4, c="#00ff66")
-        h, w = crop.size
-        corners = crop[frame : frame + 1].invert_points(
-            np.array([[[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5], [-0.5, -0.5]]])
-        )
-        axis.plot(*corners[0].T, c="white", lw=1)
-    axis.set_title(f"frame {frame}: landmarks and crop")
-
-
-def _draw_regions(axis, video: Video, regions_: RegionMap, crop: FaceCrop, frame: int) -> None:
-    from matplotlib.patches import Patch
-
-    model_input = crop[frame : frame + 1].apply(video.frames[frame : frame + 1])[0]
-    axis.imshow(draw_region_map(model_input, regions_.labels[frame], regions_.names, exclusive=regions_.exclusive))
-    axis.set_title(f"model input {crop.size[1]}x{crop.size[0]}: regions ({regions_.scheme})")
-    present = [n for n in regions_.names if n != "background" and regions_.mask(n)[frame].any()]
-    axis.legend(
-        handles=[Patch(color=np.array(REGION_COLOURS[n]) / 255, label=n) for n in present],
-        loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False,
-    )
-
-
-def plot_region_map(
-    video: Video, faces: FaceTrack, region_map_: RegionMap | None = None, crop: FaceCrop | None = None,
-    frame: int = 0, path=None, title: str | None = None,
-):
-    """Figure of one frame: the source with its landmarks, and the model input with its
-    regions and a legend. Saves to ``path`` (PNG, PDF, ...) when given.
-
-    Raises:
-        RegionError: ``frame`` is outside the video.
-
-    Example:
-        >>> import expresso_xai as ex
-        >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=2)
-        >>> figure = ex.figures.plot_region_map(video, ex.track_faces(video, progress=False))
-        >>> len(figure.axes)
-        2
-    """
-    import matplotlib.pyplot as plt
-
-    if not 0 <= frame < len(video):
-        raise RegionError(f"frame {frame} is outside the video's {len(video)} frames (0..{len(video) - 1})")
-    crop = crop if crop is not None else FaceCrop.from_track(faces)
-    region_map_ = region_map_ if region_map_ is not None else region_map(faces, crop)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))
-    _draw_landmarks_and_crop(left, video, faces, crop, frame)
-    _draw_regions(right, video, region_map_, crop, frame)
-    for axis in (left, right):
-        axis.set_axis_off()
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    if path is not None:
-        path = Path(path)
-        with atomic_path(path) as partial:
-            figure.savefig(partial, dpi=120, bbox_inches="tight", format=path.suffix[1:] or "png")
-    return figure
+from ..errors import EvaluationError
+from .base import _save
 
 
 # --- evaluations: perturbation curves and the method x metric table -------------------
@@ -294,7 +51,7 @@ def _curve_kinds(ev: xr.Dataset, kind: str) -> list[str]:
 
 
 def _line_label(ev: xr.Dataset, explainer: str, order: str, kind: str) -> str:
-    from .evaluate.table import DIGITS
+    from ..evaluate.table import DIGITS
 
     metric = f"{kind}_{order}"
     value = float(ev["score"].sel(explainer=explainer, metric=metric)) if metric in ev["metric"] else np.nan
@@ -304,7 +61,7 @@ def _line_label(ev: xr.Dataset, explainer: str, order: str, kind: str) -> str:
 def _random_curves(ax, ev: xr.Dataset, kind: str, explainers: list[str], colours: dict) -> None:
     """The random order's curve and its band: once in grey when every explainer's is the
     same (the random orders do not depend on the attribution), else one per explainer."""
-    from .evaluate.table import ORDERS
+    from ..evaluate.table import ORDERS
 
     curve, steps = ev["curve"].sel(kind=kind, order="random"), ev["step"].values
     shared = all(np.allclose(curve.sel(explainer=e), curve.sel(explainer=explainers[0]), equal_nan=True)
@@ -322,7 +79,7 @@ def _random_curves(ax, ev: xr.Dataset, kind: str, explainers: list[str], colours
 def _curve_panel(ax, ev: xr.Dataset, kind: str, explainers: list[str], colours: dict, columns: int) -> None:
     import json
 
-    from .evaluate.table import KINDS
+    from ..evaluate.table import KINDS
 
     for explainer in explainers:
         for order, (_, style) in ORDER_LINES.items():
@@ -378,7 +135,7 @@ def perturbation_curves(ev: xr.Dataset, kind: str = "both", explainers=None, pat
     """
     import matplotlib.pyplot as plt
 
-    from .evaluate.dataset import check_evaluation
+    from ..evaluate.dataset import check_evaluation
 
     check_evaluation(ev)
     kinds, names = _curve_kinds(ev, kind), _evaluated(ev, explainers)
@@ -462,8 +219,8 @@ def metric_table(ev: xr.Dataset, path: str | Path | None = None):
     import matplotlib.pyplot as plt
     from matplotlib.table import Table
 
-    from .evaluate.dataset import check_evaluation
-    from .evaluate.table import score_table
+    from ..evaluate.dataset import check_evaluation
+    from ..evaluate.table import score_table
 
     check_evaluation(ev)
     scores = score_table(ev, ev["explainer"].values.tolist())
@@ -484,5 +241,3 @@ def metric_table(ev: xr.Dataset, path: str | Path | None = None):
     return figure
 
 
-__all__ = ["VALUES", "VALUE_LABELS", "draw_region_map", "metric_table", "perturbation_curves", "plot_region_map",
-           "region_time_heatmap"]
