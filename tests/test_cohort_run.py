@@ -130,7 +130,7 @@ def test_open_bins_relative_time_and_carries_the_participant_variables(reference
         row = cohort.sel(participant=name)
         assert float(row.prediction) == pytest.approx(float(cube.clip_prediction.mean()), rel=1e-6)
         assert float(row.error) == pytest.approx(float(row.prediction - row.score))
-        assert row.band.item() == ex.cohort.band_of(float(row.score))
+        assert row.band.item() == ex.cohort.assign_bands([float(row.score)])[0]
         assert float(row.face_fraction) == 1.0
     scores = json.loads((store / "p000" / "finished.json").read_text())["score"]
     assert float(cohort.score.sel(participant="p000")) == scores

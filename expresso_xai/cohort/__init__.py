@@ -6,12 +6,12 @@ severity band and error group with confidence intervals, the link to action unit
   video on a ``LocalCluster`` or any ``dask.distributed`` scheduler; resumable.
 - :func:`open`: the finished participants as an ``xarray.Dataset`` on a common
   relative-time axis; :func:`participant_cube` gives one participant's cube.
-- :func:`audit` (:mod:`.audit`, :mod:`.au`): the statistics; :func:`report` writes them
+- :func:`audit` (:mod:`.analysis`, :mod:`.au`): the statistics; :func:`report` writes them
   (``expresso-xai cohort report``).
 
 Modules: ``manifest`` (reading and checking the CSV), ``store`` (the layout and atomic
 writes), ``task`` (one participant, where Dask runs it), ``run`` (the scheduling),
-``dataset`` (the lazy dataset), ``audit`` and ``au`` (the analysis), ``report``.
+``dataset`` (the lazy dataset), ``bands`` (severity bands), ``analysis`` and ``au`` (the audit), ``report``.
 
 Example:
     >>> import tempfile, expresso_xai as ex
@@ -24,12 +24,13 @@ Example:
 
 from __future__ import annotations
 
-from .dataset import band_of, open, participant_cube
+from .bands import assign_bands, resolve_bands
+from .dataset import merge_regions, open, participant_cube
 from .manifest import Entry, read_manifest
 from .run import CohortRun, run
 from .store import CohortStore
 
-_LAZY = {"audit": ".audit", "Audit": ".audit", "report": ".report"}
+_LAZY = {"audit": ".analysis", "Audit": ".analysis", "SmallGroupWarning": ".analysis", "report": ".report"}
 
 
 def __getattr__(name: str):
@@ -43,5 +44,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'expresso_xai.cohort' has no attribute {name!r}")
 
 
-__all__ = ["Audit", "CohortRun", "CohortStore", "Entry", "audit", "band_of", "open", "participant_cube",
+__all__ = ["Audit", "CohortRun", "CohortStore", "Entry", "SmallGroupWarning", "assign_bands", "audit", "merge_regions",
+           "open", "participant_cube", "resolve_bands",
            "read_manifest", "report", "run"]

@@ -13,25 +13,16 @@ import numpy as np
 import xarray as xr
 
 from ..errors import CohortError
-from ..models.clustered import BDI_BANDS
+from .bands import assign_bands
 from .store import CohortStore
 
 
-def band_of(score: float, bands: dict = BDI_BANDS) -> str:
-    """The name of the band holding ``score`` (bands as ``{name: (low, high)}``,
-    inclusive, whole-number edges as BDI-II's), ``""`` when none does.
-
-    Example:
-        >>> band_of(13), band_of(13.5), band_of(14), band_of(63)
-        ('minimal', 'minimal', 'mild', 'severe')
-    """
-    names = list(bands)
-    for i, name in enumerate(names):
-        low, high = bands[name]
-        upper = bands[names[i + 1]][0] if i + 1 < len(names) else high
-        if low <= score < upper or (i + 1 == len(names) and low <= score <= high):
-            return name
-    return ""
+def _bdi_bands(scores: np.ndarray) -> np.ndarray:
+    """BDI-II bands, ``""`` for a score outside 0-63 (another scale: the audit takes its bands)."""
+    inside = (scores >= 0) & (scores <= 63)
+    names = np.full(scores.shape, "", dtype=object)
+    names[inside] = assign_bands(scores[inside]) if inside.any() else []
+    return names.astype(str)
 
 
 def binned_attribution(attribution: np.ndarray, n_bins: int) -> np.ndarray:
@@ -119,7 +110,7 @@ def open(store: str | Path, time_bins: int = 10) -> xr.Dataset:  # noqa: A001 - 
             "region_area": (("participant", "region"),
                             np.array([[m["region_area"].get(r, np.nan) for r in regions] for m in markers])),
             "score": (per, score), "prediction": (per, prediction), "error": (per, prediction - score),
-            "band": (per, np.array([band_of(s) for s in score], dtype=str)),
+            "band": (per, _bdi_bands(score)),
             "face_fraction": (per, np.array([m["face_fraction"] for m in markers], dtype=np.float64)),
             "split": (per, np.array([m.get("split", "") for m in markers], dtype=str)),
             "n_frames": (per, np.array([m["n_frames"] for m in markers], dtype=np.int64)),
@@ -131,6 +122,34 @@ def open(store: str | Path, time_bins: int = 10) -> xr.Dataset:  # noqa: A001 - 
         attrs={"store": str(cohort.path), "time_bins": int(time_bins),
                "cohort_settings": json.dumps(cohort.settings)},
     )
+
+
+def merge_regions(cohort: xr.Dataset, groups: dict[str, list[str]]) -> xr.Dataset:
+    """The cohort with some regions added up into one (``{"eyes": ["right_eye",
+    "left_eye"]}``): their attribution and area are summed (with a partition, region sums
+    add up, so shares stay shares), the other regions are kept, the merged ones come first.
+
+    Example:
+        >>> from expresso_xai.testing import example_cohort
+        >>> cohort, _ = example_cohort(n_participants=4, n_frames=20)
+        >>> list(merge_regions(cohort, {"eyes": ["right_eye", "left_eye"]}).region.values[:2])
+        ['eyes', 'right_brow']
+    """
+    regions = [str(r) for r in cohort.region.values]
+    merged = [r for members in groups.values() for r in members]
+    unknown = sorted(set(merged) - set(regions))
+    if unknown or len(set(merged)) < len(merged):
+        raise CohortError(f"cannot merge regions {groups}: " + (f"unknown {unknown} (the cohort has {regions})"
+                                                                 if unknown else "a region is in two groups"))
+    clash = sorted(set(groups) & (set(regions) - set(merged)))
+    if clash:
+        raise CohortError(f"merged region names {clash} are already regions of the cohort")
+    kept = [r for r in regions if r not in merged]
+    parts = {name: [cohort[name].sel(region=members).sum("region", skipna=False).expand_dims(region=[group])
+                    for group, members in groups.items()] + [cohort[name].sel(region=kept)]
+             for name in ("attribution", "region_area")}
+    return cohort.drop_dims("region").assign(
+        {name: xr.concat(pieces, "region") for name, pieces in parts.items()}).assign_attrs(cohort.attrs)
 
 
 def participant_cube(cohort: xr.Dataset | str | Path, participant: str) -> xr.Dataset:
