@@ -185,8 +185,8 @@ def au_heatmap(audit, explainer: str | None = None, band: str = "all", path: str
     intensity and each region's attribution, averaged over a band's participants.
 
     The colour map diverges at 0 with symmetric limits (the largest |ρ|, at most 1);
-    cells without a value are grey; a dot marks a cell whose confidence interval
-    excludes 0.
+    cells without a value are grey, and AUs without a value in any region (an AU that
+    never varied) are left out; a dot marks a cell whose confidence interval excludes 0.
 
     Args:
         audit: what :func:`expresso_xai.cohort.audit` returns (its ``au`` table is drawn)
@@ -227,6 +227,10 @@ def au_heatmap(audit, explainer: str | None = None, band: str = "all", path: str
     table = _table(audit, "au", AU_COLUMNS)
     explainer, table = _select(table, "explainer", explainer, "explainer")
     band, table = _select(table, "band", band, "band")
+    # an AU that never varies in any participant (e.g. absent from a short video) has no
+    # correlation anywhere: a row of grey would only push the others apart
+    measured = table.groupby("au")["rho"].transform(lambda rho: rho.notna().any())
+    table = table[measured] if measured.any() else table
     aus, regions, rho, significant = _au_grid(table)
     inches = _width_inches(width, CohortError)
     figure, ax = plt.subplots(figsize=(inches, 1.4 + 0.22 * len(aus)), layout="constrained")
