@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -89,9 +88,11 @@ def _model_ref(model):
     from ..explain.plan import as_video_model
     from ..models import load
 
+    import cloudpickle  # what Dask sends objects with (classes defined in functions included)
+
     loaded = as_video_model(load(str(model)) if isinstance(model, (str, Path)) else model)
     try:
-        pickle.dumps(loaded)
+        cloudpickle.dumps(loaded)
         return loaded, loaded
     except Exception:  # noqa: BLE001 - e.g. a module holding a lambda: send its name instead
         if isinstance(model, (str, Path)):
