@@ -268,3 +268,28 @@ def test_open_refuses_what_is_not_a_cohort_store(tmp_path):
     with pytest.raises(CohortError, match="no participant is finished yet"):
         ex.cohort.open(tmp_path / "new.zarr")
     assert isinstance(xr.open_zarr(tmp_path / "new.zarr", consolidated=False), xr.Dataset)  # plain Zarr
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+def test_the_cli_resumes_refuses_other_settings_in_one_line_and_exits_1_on_failures(reference, cohort_dir,
+                                                                                     tmp_path, capsys):
+    from expresso_xai.cli import main
+
+    store, _ = reference
+    copy = tmp_path / "cohort.zarr"
+    shutil.copytree(store, copy)
+    argv = ["cohort", "run", str(cohort_dir / "manifest.csv"), "--methods", "gradcam,saliency", "--store", str(copy),
+            "--sequential", "--quiet"]
+    assert main(argv) == 0
+    assert "0 explained now, 3 already there, 0 failed" in capsys.readouterr().out
+    assert main(argv[:4] + ["gradcam"] + argv[5:]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("expresso-xai: error:") and "\n" not in error and "methods" in error
+    assert main(argv[:-2] + ["--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err
+    broken = copy_manifest(cohort_dir, tmp_path, extra_rows=[{"participant": "gone", "video": "none.mp4", "score": "1"}])
+    assert main(["cohort", "run", str(broken), "--methods", "gradcam,saliency", "--store", str(copy),
+                 "--sequential", "--quiet"]) == 1
+    assert "failed gone: " in capsys.readouterr().out

@@ -23,13 +23,10 @@ import pandas as pd
 from ..errors import CohortError
 from .manifest import Entry, read_manifest
 from .store import CohortStore
-from .task import explain_participant
+from .task import ENGINE_OPTIONS, explain_participant
 
 log = logging.getLogger(__name__)
 
-#: ``explain`` arguments a cohort run passes on (the rest of ``**explain_options`` must
-#: be per-method option dicts).
-ENGINE_OPTIONS = ("target", "regions", "clip_length", "stride", "keep_pixels", "device", "batch_size", "seed")
 #: A fixed batch size by default: ``"auto"`` picks by timing, which varies with the load
 #: of the machine and changes the last bits of batched results between participants.
 DEFAULT_BATCH_SIZE = 8
@@ -119,8 +116,11 @@ def run_settings(model, methods, engine: dict, method_options: dict, torch_threa
         "model_hash": plan.model.weights_hash(),
         "methods": list(plan.methods),
         "method_options": {name: method.params() for name, method in plan.methods.items()},
-        "explain": {**{k: v for k, v in engine.items() if k != "regions"}, "regions": plan.scheme.name,
-                    "clip_length": plan.clip_length, "stride": plan.stride, "device": str(plan.device)},
+        # every engine option, given or not, as the plan resolved it: a store written with
+        # the defaults resumes under the same values spelled out (the CLI passes them all)
+        "target": plan.target, "regions": plan.scheme.name, "clip_length": plan.clip_length, "stride": plan.stride,
+        "keep_pixels": plan.keep_pixels, "device": str(plan.device), "batch_size": engine["batch_size"],
+        "seed": plan.seed,
         "torch_threads": torch_threads,
         "versions": {"expresso_xai": __version__, "torch": torch.__version__},
     }

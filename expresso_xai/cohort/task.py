@@ -25,6 +25,10 @@ from .store import CohortStore
 
 log = logging.getLogger(__name__)
 
+#: ``explain`` arguments a cohort run passes on, as its settings record them (the rest of
+#: a run's ``**explain_options`` are per-method option dicts).
+ENGINE_OPTIONS = ("target", "regions", "clip_length", "stride", "keep_pixels", "device", "batch_size", "seed")
+
 _MODELS: dict = {}  # a worker process loads a model given by name once
 
 
@@ -127,7 +131,7 @@ def _explain_entry(entry: Entry, model, settings: dict, store: CohortStore) -> b
     from ..explain import explain
 
     video, faces, action_units = _inputs(entry)
-    options = settings["explain"]
+    options = {key: settings[key] for key in ENGINE_OPTIONS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # per-frame warnings go into the cube, not the worker's log
         if faces is None:
