@@ -270,31 +270,17 @@ def _example_participant(rng, name: str, closed: float, explainers, n_frames: in
 
 
 def _example_cohort_dataset(cubes: dict, explainers, scores, splits, time_bins: int):
-    """The cohort Dataset of ``cubes``, laid out as ``expresso_xai.cohort.open`` does, with
-    its binning (``binned_attribution``) and per-participant summary (``task.summary``)."""
-    import json
-
-    import xarray as xr
-
-    from .cohort.bands import assign_bands
-    from .cohort.dataset import binned_attribution
+    """The cohort Dataset of ``cubes``, built by ``expresso_xai.cohort.open``'s own layout."""
+    from .cohort.dataset import binned_attribution, cohort_dataset
     from .cohort.task import summary
 
     first = next(iter(cubes.values()))
-    regions = [str(r) for r in first.region.values]
-    marks = [summary(cube) for cube in cubes.values()]
+    markers = [{**summary(cube), "score": float(score), "split": split}
+               for cube, score, split in zip(cubes.values(), scores, splits)]
     binned = np.stack([binned_attribution(cube.attribution.values, time_bins) for cube in cubes.values()])
-    scores, prediction = np.asarray(scores, np.float64), np.array([m["prediction"] for m in marks])
-    per, edges = ("participant",), np.arange(time_bins + 1) / time_bins
-    cohort = xr.Dataset(
-        {"attribution": (("participant", "explainer", "time_bin", "region"), binned),
-         "region_area": (("participant", "region"), [[m["region_area"][r] for r in regions] for m in marks]),
-         "score": (per, scores), "prediction": (per, prediction), "error": (per, prediction - scores),
-         "band": (per, assign_bands(scores)), "split": (per, np.array(splits, str)),
-         **{key: (per, np.array([m[key] for m in marks])) for key in ("face_fraction", "n_frames", "duration")}},
-        coords={"participant": list(cubes), "explainer": first.explainer.values, "region": regions, "time_bin":
-                np.arange(time_bins), "bin_start": ("time_bin", edges[:-1]), "bin_end": ("time_bin", edges[1:])},
-        attrs={"store": "", "time_bins": time_bins, "cohort_settings": json.dumps({"methods": list(explainers)})})
+    cohort = cohort_dataset(list(cubes), markers, binned, [str(e) for e in first.explainer.values],
+                            [str(r) for r in first.region.values], time_bins,
+                            settings={"methods": list(explainers)})
     return cohort.assign(attribution=cohort.attribution.chunk({"participant": 8}))
 
 

@@ -132,6 +132,7 @@ def test_a_local_cluster_run_equals_the_sequential_run(cohort_dir, reference, tm
                          progress=False)
     assert done.counts()["done"] == N_PARTICIPANTS
     assert done.table.worker.nunique() == 2  # both workers took part
+    assert done.dashboard and done.dashboard.startswith("http://")  # the LocalCluster's dashboard (bokeh)
     assert_complete_and_equal(store, reference)
 
 

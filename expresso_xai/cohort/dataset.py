@@ -99,14 +99,24 @@ def open(store: str | Path, time_bins: int = 10) -> xr.Dataset:  # noqa: A001 - 
     names = sorted(finished)
     explainers, regions = _layout(cohort, names[0])
     markers = [finished[name] for name in names]
+    attribution = _lazy_attribution(cohort, names, explainers, regions, int(time_bins))
+    return cohort_dataset(names, markers, attribution, explainers, regions, int(time_bins),
+                          store=str(cohort.path), settings=cohort.settings)
+
+
+def cohort_dataset(names, markers, attribution, explainers, regions, time_bins: int, store: str = "",
+                   settings: dict | None = None) -> xr.Dataset:
+    """The dataset :func:`open` returns, from its parts: participant ``names``, their
+    markers (the manifest row and :func:`~expresso_xai.cohort.task.summary` of each cube)
+    and binned ``attribution (participant, explainer, time_bin, region)``, numpy or dask.
+    (Also how :func:`expresso_xai.testing.example_cohort` lays out an in-memory cohort.)"""
     score = np.array([m["score"] for m in markers], dtype=np.float64)
     prediction = np.array([m["prediction"] for m in markers], dtype=np.float64)
     edges = np.arange(time_bins + 1) / time_bins
     per = ("participant",)
     return xr.Dataset(
         {
-            "attribution": (("participant", "explainer", "time_bin", "region"),
-                            _lazy_attribution(cohort, names, explainers, regions, int(time_bins))),
+            "attribution": (("participant", "explainer", "time_bin", "region"), attribution),
             "region_area": (("participant", "region"),
                             np.array([[m["region_area"].get(r, np.nan) for r in regions] for m in markers])),
             "score": (per, score), "prediction": (per, prediction), "error": (per, prediction - score),
@@ -119,8 +129,7 @@ def open(store: str | Path, time_bins: int = 10) -> xr.Dataset:  # noqa: A001 - 
         coords={"participant": np.array(names, dtype=str), "explainer": np.array(explainers, dtype=str),
                 "region": np.array(regions, dtype=str), "time_bin": np.arange(time_bins),
                 "bin_start": ("time_bin", edges[:-1]), "bin_end": ("time_bin", edges[1:])},
-        attrs={"store": str(cohort.path), "time_bins": int(time_bins),
-               "cohort_settings": json.dumps(cohort.settings)},
+        attrs={"store": store, "time_bins": int(time_bins), "cohort_settings": json.dumps(settings or {})},
     )
 
 
