@@ -27,6 +27,11 @@ class LandmarkerError(ExpressoError):
     """A landmark back end could not be set up (model file missing, bad output shape)."""
 
 
+class FaceTrackError(ExpressoError, ValueError):
+    """A face track that cannot be used: landmarks that are not ``(T, 68, 2)``, or a track
+    that does not belong to the video it is used with (another number of frames)."""
+
+
 class OpenFaceFormatError(ExpressoError, ValueError):
     """An OpenFace 2.0 CSV is missing columns or holds values that are not numbers."""
 
@@ -46,6 +51,11 @@ class TruncatedVideoWarning(ExpressoWarning):
 class VideoTimingWarning(ExpressoWarning):
     """The container's timing cannot be trusted (frames of duration 0); the frame rate
     and timestamps are taken from the rest of its timing table instead."""
+
+
+class UntrainedModelWarning(ExpressoWarning):
+    """A model with random (untrained) weights: its explanations explain no learned
+    behaviour. The weights come from a seed, so every load gives the same model."""
 
 
 class NoFaceWarning(ExpressoWarning):

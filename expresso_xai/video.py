@@ -70,13 +70,13 @@ class Video:
             raise VideoReadError(f"{self.source or 'array'}: video has zero frames")
         self.frames = frames
         if not (self.fps and math.isfinite(self.fps) and self.fps > 0):
-            raise ValueError(f"fps must be a positive number, got {self.fps!r}")
+            raise VideoLayoutError(f"{self.source or 'array'}: fps must be a positive number, got {self.fps!r}")
         if self.timestamps is None:
             self.timestamps = (self.start + np.arange(len(frames))) / float(self.fps)
         self.timestamps = np.asarray(self.timestamps, dtype=np.float64)
         if self.timestamps.shape != (len(frames),):
-            raise ValueError(
-                f"timestamps must have shape ({len(frames)},), got {self.timestamps.shape}"
+            raise VideoLayoutError(
+                f"{self.source or 'array'}: timestamps must have shape ({len(frames)},), got {self.timestamps.shape}"
             )
 
     # --- construction -------------------------------------------------------------
@@ -94,16 +94,27 @@ class Video:
         Accepts ``(T, H, W)`` grayscale, ``(T, H, W, 1)``, ``(T, H, W, 3)`` and
         ``(T, H, W, 4)`` (alpha dropped), uint8 or float in ``[0, 1]``. ``channel_order``
         says whether colour frames are ``"RGB"`` (default) or ``"BGR"`` (as from OpenCV).
-        A channels-first array such as ``(T, 3, H, W)`` is refused with a hint.
+        A channels-first array such as ``(T, 3, H, W)`` is refused with a hint, and so is
+        one colour image ``(H, W, 3)`` (it would become H frames of W × 3 pixels): use
+        :meth:`from_image` or ``image[None]``.
 
         Example:
             >>> import numpy as np, expresso_xai as ex
             >>> gray = np.full((4, 32, 48), 200, np.uint8)
             >>> ex.Video.from_array(gray, fps=30).frames.shape
             (4, 32, 48, 3)
+            >>> ex.Video.from_array(np.zeros((64, 48, 3), np.uint8))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            expresso_xai.errors.VideoLayoutError: array: shape (64, 48, 3) is one colour image, not frames ...
         """
         frames = np.asarray(frames)
         name = source or "array"
+        if frames.ndim == 3 and frames.shape[-1] in (3, 4) and min(frames.shape[:2]) > 4:
+            raise VideoLayoutError(
+                f"{name}: shape {frames.shape} is one colour image, not frames (T, H, W): use "
+                "Video.from_image(image) or Video.from_array(image[None]) for a one-frame video"
+            )
         if frames.ndim == 3:
             frames = frames[..., None]
         if frames.ndim != 4:
@@ -135,6 +146,28 @@ class Video:
                 raise VideoLayoutError(f"{name}: unsupported frame dtype {frames.dtype}")
         frames = _to_rgb(frames, channel_order)
         return cls(np.ascontiguousarray(frames), float(fps), source=source)
+
+    @classmethod
+    def from_image(cls, image: np.ndarray, fps: float = DEFAULT_FPS, *, source: str | None = None,
+                   channel_order: str = "RGB") -> "Video":
+        """A one-frame video of one image ``(H, W)``, ``(H, W, 1|3|4)`` (as :meth:`from_array`
+        takes frames). Explaining it explains the image: the engine pads it to a clip by
+        repeating it and averages the copies' attributions back into the one frame.
+
+        Example:
+            >>> import numpy as np, expresso_xai as ex
+            >>> ex.Video.from_image(np.zeros((64, 48, 3), np.uint8)).frames.shape
+            (1, 64, 48, 3)
+        """
+        image = np.asarray(image)
+        if image.ndim not in (2, 3):
+            raise VideoLayoutError(f"{source or 'image'}: an image is (H, W) or (H, W, C); got shape {image.shape}")
+        frames = image[None]
+        if image.ndim == 3 and image.shape[-1] not in (1, 3, 4):
+            raise VideoLayoutError(f"{source or 'image'}: last axis must be 1, 3 or 4 channels; got {image.shape}")
+        if image.ndim == 3 and image.shape[-1] == 1:
+            frames = frames[..., 0]
+        return cls.from_array(frames, fps, source=source, channel_order=channel_order)
 
     # --- basic properties ---------------------------------------------------------
     @property
@@ -243,7 +276,7 @@ def _to_rgb(frames: np.ndarray, channel_order: str = "BGR") -> np.ndarray:
     if channels == 1:
         return np.repeat(frames, 3, axis=-1)
     if channel_order not in ("RGB", "BGR"):
-        raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {channel_order!r}")
+        raise VideoLayoutError(f"channel_order must be 'RGB' or 'BGR', got {channel_order!r}")
     colour = frames[..., :3]
     if channel_order == "BGR":
         colour = colour[..., ::-1]
@@ -371,7 +404,7 @@ def stream_video(
         [100, 100, 50]
     """
     if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
+        raise VideoLayoutError(f"chunk_size must be a whole number of at least 1, got {chunk_size!r}")
     decoder = _Decoder(path)
     start = 0
     exhausted = False

@@ -147,3 +147,24 @@ def test_a_model_failing_mid_run_raises_our_error_with_the_cause_and_keeps_the_c
         ex.explain(model, short_video, methods=["saliency"], progress=False, checkpoint=checkpoint)
     assert isinstance(caught.value.__cause__, RuntimeError)
     assert checkpoint.exists(), "the clips finished before the failure are kept"
+
+
+def test_a_face_track_of_another_length_is_refused_naming_both(short_video, short_faces):
+    from expresso_xai.errors import FaceTrackError
+
+    with pytest.raises(FaceTrackError, match=r"face track has 47 frames but .* has 48"):
+        ex.explain(tiny_model(input_size=(64, 64)), short_video, faces=short_faces[:47], methods=["saliency"],
+                   progress=False)
+    longer = short_faces[np.r_[np.arange(48), np.arange(4)]]
+    with pytest.raises(FaceTrackError, match=r"52 frames but .* has 48.*faces\[:48\]"):
+        ex.explain(tiny_model(input_size=(64, 64)), short_video, faces=longer, methods=["saliency"], progress=False)
+
+
+def test_landmarks_of_a_larger_copy_of_the_video_are_refused(short_video, short_faces):
+    from expresso_xai.errors import FaceTrackError
+
+    import dataclasses
+
+    other = dataclasses.replace(short_faces, landmarks=short_faces.landmarks * 3.0)  # a 576x576 copy's CSV
+    with pytest.raises(FaceTrackError, match=r"far outside .*192x192 frame"):
+        ex.explain(tiny_model(input_size=(64, 64)), short_video, faces=other, methods=["saliency"], progress=False)

@@ -541,3 +541,14 @@ def test_frames_of_duration_zero_in_the_timing_table_are_reported_and_the_rate_k
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ex.load_video(good).fps == 25.0  # a sound file says nothing
+
+
+def test_one_colour_image_is_refused_as_frames_and_taken_by_from_image():
+    image = np.zeros((64, 48, 3), np.uint8)
+    with pytest.raises(ex.errors.VideoLayoutError, match=r"one colour image.*from_image.*image\[None\]"):
+        ex.Video.from_array(image)
+    video = ex.Video.from_image(image, fps=10)
+    assert video.frames.shape == (1, 64, 48, 3) and video.fps == 10
+    assert ex.Video.from_image(np.zeros((64, 48), np.uint8)).frames.shape == (1, 64, 48, 3)
+    with pytest.raises(ex.errors.VideoLayoutError):
+        ex.Video.from_image(np.zeros((2, 64, 48, 3), np.uint8))

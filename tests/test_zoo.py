@@ -105,3 +105,22 @@ def test_a_wrong_layout_or_too_small_input_fails_at_wrap_with_advice():
         ex.models.wrap(net, layout="NTCHW", input_size=(32, 32))
     with pytest.raises(ModelError, match=r"cannot take 112x112 frames.*smallest square input .* is 224x224"):
         ex.models.load("s3d", input_size=(112, 112))
+
+
+def test_an_untrained_zoo_model_is_the_same_on_every_load_and_says_it_is_untrained():
+    import warnings
+
+    from expresso_xai.errors import UntrainedModelWarning
+    from expresso_xai.models import zoo
+
+    zoo._WARNED.discard(("r3d_18", 5))
+    with pytest.warns(UntrainedModelWarning, match=r"r3d_18 has random weights \(seed 5\)"):
+        first = ex.models.load("r3d_18", seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainedModelWarning)  # once per model and seed
+        again = ex.models.load("r3d_18", seed=5)
+    assert first.weights_hash() == again.weights_hash()
+    assert ex.models.load("r3d_18", seed=6).weights_hash() != first.weights_hash()
+    assert first.weights_source == "random, seed 5 (untrained)"
+    with pytest.raises(ex.errors.ModelError, match="seed"):
+        ex.models.load("r3d_18", seed=-1)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..clips import iter_clips
 from ..crop import FaceCrop
-from ..errors import ModelError, NoFaceWarning
+from ..errors import FaceTrackError, ModelError, NoFaceWarning
 from ..faces import FaceTrack, track_faces
 from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
@@ -195,6 +195,11 @@ class VideoSource:
             first, source, start = load_video(video, max_frames=1), str(video), 0
         if faces is None:
             faces = track_faces(video, progress=progress)
+        elif isinstance(video, Video) and len(faces) != video.n_frames:
+            raise FaceTrackError(f"the face track has {len(faces)} frames but {source or 'the video'} has "
+                                 f"{video.n_frames}: give the track of this video (e.g. faces[:{video.n_frames}] "
+                                 "if it covers more)")
+        faces.require_frame((first.height, first.width), str(source or "the video"))
         faces.require_face("explaining the video")
         return cls(video, faces, first.fps, (first.height, first.width), str(source or ""), start)
 
@@ -336,6 +341,7 @@ def run_attrs(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Exp
     return {
         "model_name": model.name,
         "model_hash": model.weights_hash(),
+        "model_weights": model.weights_source,
         "model_layout": model.layout,
         "model_input_size": list(model.input_size),
         "gradcam_layer": model.gradcam_layer_name if plan.layer is not None else "",

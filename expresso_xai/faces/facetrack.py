@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import NoFaceError
+from ..errors import FaceTrackError, NoFaceError
 
 #: iBUG 68-point groups, subject's left/right.
 LANDMARK_GROUPS: dict[str, tuple[int, ...]] = {
@@ -108,7 +108,7 @@ class FaceTrack:
         self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
         n = self.landmarks.shape[0]
         if self.landmarks.shape != (n, 68, 2):
-            raise ValueError(f"landmarks must be (T, 68, 2), got {self.landmarks.shape}")
+            raise FaceTrackError(f"landmarks must be (T, 68, 2), got {self.landmarks.shape}")
         self.face_found = np.asarray(self.face_found, dtype=bool).reshape(n)
         self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(n)
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(n, 4)
@@ -168,6 +168,33 @@ class FaceTrack:
         for array in (self.landmarks, self.face_found):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
+
+    def require_frame(self, frame_size: tuple[int, int], video: str = "the video", margin: float = 0.5) -> "FaceTrack":
+        """Raise :class:`~expresso_xai.errors.FaceTrackError` when the landmarks cannot be
+        this video's: some lie beyond its ``(height, width)`` frame by more than ``margin``
+        of a side (a track of another video, e.g. an OpenFace CSV of a 1920x1080 copy used
+        with a 640x360 one). Returns the track.
+
+        Example:
+            >>> import numpy as np, expresso_xai as ex
+            >>> faces = ex.FaceTrack(np.full((2, 68, 2), 1500.0), np.ones(2, bool), np.ones(2), np.zeros((2, 4)),
+            ...                      np.ones(2), frame_size=(1080, 1920))
+            >>> faces.require_frame((360, 640), "clip.mp4")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            expresso_xai.errors.FaceTrackError: the face track's landmarks reach x=1500, y=1500, far outside clip.mp4's 640x360 frame ...
+        """
+        found = self.landmarks[self.face_found]
+        if not found.size:
+            return self
+        reach_x, reach_y = (float(found[..., axis].max()) for axis in (0, 1))
+        height, width = frame_size
+        if reach_x > width * (1 + margin) or reach_y > height * (1 + margin):
+            size = f" (the track says {self.frame_size[1]}x{self.frame_size[0]})" if min(self.frame_size) > 0 else ""
+            raise FaceTrackError(f"the face track's landmarks reach x={reach_x:.0f}, y={reach_y:.0f}, far outside "
+                                 f"{video}'s {width}x{height} frame{size}: it is the track of another video "
+                                 "(or another size of it)")
+        return self
 
     def require_face(self, what: str = "this step") -> "FaceTrack":
         """Return ``self``, or raise :class:`NoFaceError` if no frame has a face."""

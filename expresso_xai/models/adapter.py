@@ -57,6 +57,9 @@ class VideoModel:
     """
 
     uses_clip_geometry: bool = False
+    #: where the weights came from ("" when the caller built the module): a file, or a
+    #: zoo architecture's "random, seed N (untrained)"; recorded in the cube
+    weights_source: str = ""
 
     def __init__(self, module, layout: str = "NCTHW", clip_length: int = 16,
                  input_size: tuple[int, int] = (112, 112), mean: Sequence[float] = KINETICS_MEAN,

@@ -75,7 +75,28 @@ def load_weights(net, path: str | Path, name: str = "model") -> None:
     net.load_state_dict(state)
 
 
-def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, **wrap_options):
+_WARNED: set = set()
+
+
+def _seed(seed) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ModelError(f"seed must be a whole number of at least 0, got {seed!r}")
+    return seed
+
+
+def _warn_untrained(name: str, seed: int) -> None:
+    """Once per model and seed in a process: explanations of random weights explain nothing learned."""
+    import warnings
+
+    from ..errors import UntrainedModelWarning
+
+    if (name, seed) not in _WARNED:
+        _WARNED.add((name, seed))
+        warnings.warn(f"{name} has random weights (seed {seed}), not trained ones: pass weights= (a local state "
+                      "dict) to explain a trained model", UntrainedModelWarning, stacklevel=3)
+
+
+def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, seed: int = 0, **wrap_options):
     """A model ready to explain.
 
     Args:
@@ -89,6 +110,10 @@ def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, **w
             other methods work).
         weights: a local state-dict file (never downloaded), loaded with
             ``torch.load(weights_only=True)``; also accepted with a ``.pt2`` program.
+        seed: seeds the random weights of a zoo architecture (and its fresh head), so two
+            loads, in Python or from the CLI, give the same model (same ``weights_hash``);
+            without ``weights`` an :class:`~expresso_xai.errors.UntrainedModelWarning` says
+            the weights are untrained, once per model and seed.
         **wrap_options: passed to :func:`~expresso_xai.models.wrap` (e.g. ``clip_length``).
 
     Model files we load, and why: loading a model must never run code from the file,
@@ -123,16 +148,24 @@ def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, **w
     if name in ZOO:
         import torchvision.models.video as video_models
 
+        import torch
+
         entry = ZOO[name]
-        net = getattr(video_models, entry.builder)(weights=None)
-        _fresh_head(net, name, int(num_outputs))
+        with torch.random.fork_rng(devices=[]):  # the same random weights on every load, the caller's RNG untouched
+            torch.manual_seed(_seed(seed))
+            net = getattr(video_models, entry.builder)(weights=None)
+            _fresh_head(net, name, int(num_outputs))
         if weights is not None:
             load_weights(net, weights, name)
+        else:
+            _warn_untrained(name, seed)
         options = dict(input_size=entry.input_size, mean=entry.mean, std=entry.std,
                        output="regression" if num_outputs == 1 else "logits",
                        gradcam_layer=entry.gradcam_layer if entry.gradcam_layer else False, name=name)
         options.update(wrap_options)
-        return wrap(net, **options)
+        model = wrap(net, **options)
+        model.weights_source = str(weights) if weights is not None else f"random, seed {seed} (untrained)"
+        return model
     path = Path(name)
     if path.is_file():
         from .files import load_exported
