@@ -12,8 +12,22 @@ from __future__ import annotations
 from .cli_args import COUNT, INDEX, output
 
 
+def _quiet_dask(args) -> None:
+    """Dask logs its own tracebacks (e.g. when the scheduler goes away) before the one-line
+    error the command prints; ``-v`` shows them."""
+    import logging
+
+    import distributed  # noqa: F401 - importing it sets its loggers' levels: quieten after
+
+    if not args.verbose:
+        for name in ("distributed", "distributed.client"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def cmd_cohort_run(args) -> int:
     from .cohort import run
+
+    _quiet_dask(args)
 
     client = "sequential" if args.sequential else args.scheduler
     done = run(args.manifest, args.model, methods=[m.strip() for m in args.methods.split(",") if m.strip()],

@@ -11,7 +11,7 @@ severity band and error group with confidence intervals, the link to action unit
 
 Modules: ``manifest`` (reading and checking the CSV), ``store`` (the layout and atomic
 writes), ``task`` (one participant, where Dask runs it), ``run`` (the scheduling),
-``dataset`` (the lazy dataset), ``bands`` (severity bands), ``analysis`` and ``au`` (the audit), ``report``.
+``dataset`` (the lazy dataset), ``bands`` (severity bands), ``analysis`` and ``au`` (the audit), ``reporting``.
 
 Example:
     >>> import tempfile, expresso_xai as ex
@@ -30,7 +30,7 @@ from .manifest import Entry, read_manifest
 from .run import CohortRun, run
 from .store import CohortStore
 
-_LAZY = {"audit": ".analysis", "Audit": ".analysis", "SmallGroupWarning": ".analysis", "report": ".report"}
+_LAZY = {"audit": ".analysis", "Audit": ".analysis", "SmallGroupWarning": ".analysis", "report": ".reporting"}
 
 
 def __getattr__(name: str):

@@ -209,6 +209,8 @@ def _dask_client(client, workers: int | None):
 def _quiet_client_logs():
     """Dask's client logs a traceback when its scheduler goes away, before the error the
     run raises about it: one clear message is enough."""
+    import distributed  # noqa: F401 - importing it sets its loggers' levels: quieten after
+
     logger = logging.getLogger("distributed.client")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
