@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 #: A fixed batch size by default: ``"auto"`` picks by timing, which varies with the load
 #: of the machine and changes the last bits of batched results between participants.
 DEFAULT_BATCH_SIZE = 8
+#: Worker processes keep OpenMP and BLAS to one thread each, as torch is (no oversubscription).
+_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 @dataclass
@@ -195,7 +197,7 @@ def _dask_client(client, workers: int | None):
         dashboard = None
     n_workers = workers or os.cpu_count() or 1
     try:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, env=_ONE_THREAD,
                                dashboard_address=dashboard, silence_logs=logging.CRITICAL)
     except RuntimeError as exc:
         raise CohortError(f"could not start a local Dask cluster of {n_workers} worker process(es) ({exc}). "
