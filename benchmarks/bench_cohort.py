@@ -6,14 +6,15 @@
    and its OpenFace CSV, explain, torch's default threads), (b) ``sequential``:
    ``ex.cohort.run(client="sequential")`` (this process, one torch thread), (c)
    ``cluster``: ``ex.cohort.run(workers=2)`` (a ``LocalCluster`` of 2 processes x 1
-   thread, started and closed by the run). Optional: (d) ``--worker-threads N``, the same
-   with ``torch_threads=N`` (2 x 2 threads oversubscribe 2 cores: one run under load took
-   4x the 1-thread cluster); ``--warm``, ``ex.cohort.run(client=...)`` on a
-   ``LocalCluster`` started beforehand and warmed by a 2-participant cohort (the steady
-   state of a long-lived cluster); ``--loop-threads N``, (a') the loop on N torch threads.
-   Each in a fresh store; the ratio loop / cluster is the goal (>= 1.7x on 2 cores). The
-   cluster's start-up is timed alone: an empty ``LocalCluster(2)`` and its ``Client``
-   started and closed.
+   thread, started and closed by the run), (c') ``untrimmed``: the same without the
+   ``MALLOC_TRIM_THRESHOLD_=65536`` Dask gives its workers (see ``without_malloc_trim``).
+   Optional: (d) ``--worker-threads N``, (c) with ``torch_threads=N`` (2 x 2 threads
+   oversubscribe 2 cores: one run under load took 4x the 1-thread cluster); ``--warm``,
+   ``ex.cohort.run(client=...)`` on a ``LocalCluster`` started beforehand and warmed by a
+   2-participant cohort (the steady state of a long-lived cluster); ``--loop-threads N``,
+   (a') the loop on N torch threads. Each in a fresh store; the ratio loop / cluster is
+   the goal (>= 1.7x on 2 cores). The cluster's start-up is timed alone: an empty
+   ``LocalCluster(2)`` and its ``Client`` started and closed.
 2. Scheduler overhead per task: N participants of 16 frames (0.64 s), gradcam, with
    ``workers=2``: (wall - cluster start-up - sum of the tasks' own ``seconds`` / 2) / N;
    the same on the warm cluster (no start-up to subtract) and in ``client="sequential"``
@@ -21,7 +22,7 @@
 3. Peak RSS for 6 vs 24 participants (1.2 s, gradcam, ``workers=2``), each size run in a
    fresh subprocess (``--rss-child``): the client's (``getrusage`` of the subprocess at the
    end; the workers are other processes) and the workers' (the largest ``peak_rss_mb`` of
-   the run's table). Goal: 24 / 6 <= 1.1x for both.
+   the run's table), with Dask's malloc setting and without it. Goal: 24 / 6 <= 1.1x.
 
     .venv/bin/python benchmarks/bench_cohort.py [--quick] [--part 1|2|3|all] [--repeats 3]
         [--seconds 6] [--methods gradcam,integrated_gradients] [--worker-threads 0] [--loop-threads 0]
@@ -30,7 +31,9 @@
 Timings are medians of ``--repeats`` runs, the order of the variants reversed on every
 other repeat (``--quick``: 2 s videos, one repeat, 12 tiny tasks).
 Cohorts and stores are generated in a temporary folder deleted at the end. A full run
-takes about 10 minutes on the shared 2-core machine, ``--quick`` about 3.
+took 11 minutes on the shared 2-core machine at a load average of 2, ``--quick`` 2; when
+other processes load the cores, the loop on torch's default threads slows down most
+(2-thread intra-op parallelism waits for the descheduled thread: 200-400 s instead of 30).
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def peak_rss_mb() -> float:
 @contextmanager
 def local_cluster(workers: int = 2):
     """A ``LocalCluster`` as ``ex.cohort.run`` starts one (processes, one thread each,
-    a dashboard on a free port when bokeh is there); yields ``(client, seconds to start)``."""
+    a dashboard on a free port when bokeh is there), with its workers up; yields its client."""
     from distributed import Client, LocalCluster
 
     try:
@@ -82,11 +85,37 @@ def local_cluster(workers: int = 2):
         dashboard = ":0"
     except ImportError:
         dashboard = None
-    started = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=dashboard,
                       silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         client.wait_for_workers(workers)
-        yield client, time.perf_counter() - started
+        yield client
+
+
+#: Dask's nanny gives its worker processes MALLOC_TRIM_THRESHOLD_=65536 (config
+#: ``distributed.nanny.pre-spawn-environ``) and writes it into this process's environment
+#: too; with it, glibc sends every large allocation to mmap and an explanation costs
+#: about 1.6x the CPU. What the environment held before the first cluster, for subprocesses.
+TRIM = "MALLOC_TRIM_THRESHOLD_"
+TRIM_AT_START = os.environ.get(TRIM)
+
+
+@contextmanager
+def without_malloc_trim():
+    """LocalClusters started inside start their workers with glibc's default malloc."""
+    import dask
+
+    inherited = os.environ.pop(TRIM, None)
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{TRIM}": None}):
+            yield
+    finally:
+        if inherited is not None:
+            os.environ[TRIM] = inherited
+
+
+def untrimmed_run(manifest: Path, methods: list[str], store: Path) -> dict:
+    with without_malloc_trim():
+        return cohort_run(manifest, methods, store, workers=2)
 
 
 def cluster_startup(workers: int = 2) -> float:
@@ -146,7 +175,7 @@ def cohort_run(manifest: Path, methods: list[str], store: Path, **options) -> di
 def warm_run(manifest: Path, warm_manifest: Path, methods: list[str], store: Path) -> dict:
     """``ex.cohort.run`` on a cluster started before and warmed (imports, model loaded) by
     a small cohort: the steady state of a long-lived scheduler."""
-    with local_cluster(2) as (client, _):
+    with local_cluster(2) as client:
         cohort_run(warm_manifest, methods, store.with_name(store.name + "-warmup"), client=client)
         return cohort_run(manifest, methods, store, client=client)
 
@@ -160,6 +189,7 @@ def variants(manifest: Path, warm_manifest: Path, methods: list[str], args) -> d
         "loop": loop(),
         "sequential": lambda store: cohort_run(manifest, methods, store, client="sequential"),
         "cluster": lambda store: cohort_run(manifest, methods, store, workers=2),
+        "untrimmed": lambda store: untrimmed_run(manifest, methods, store),
         "startup": lambda store: {"wall": cluster_startup(2)},
     }
     if args.warm:
@@ -206,6 +236,7 @@ def throughput(args, folder: Path, summary: list) -> None:
     labels = {"loop": "(a) loop of ex.explain, default threads",
               "sequential": "(b) cohort.run sequential, 1 thread",
               "cluster": "(c) cohort.run workers=2 (starts its cluster)",
+              "untrimmed": "(c') the same, without Dask's malloc trim",
               "threads": f"(d) cohort.run workers=2, torch_threads={args.worker_threads}",
               "loop_threads": f"(a') loop of ex.explain, {args.loop_threads} torch thread(s)",
               "warm": "    cohort.run on a warm LocalCluster(2)",
@@ -221,6 +252,10 @@ def throughput(args, folder: Path, summary: list) -> None:
           f"(cluster - start-up) {cluster - startup:.1f} s")
     summary += [("loop / cluster (workers=2), wall", f"{loop / cluster:.2f}x", ">= 1.7x"),
                 ("loop / (cluster - start-up)", f"{loop / (cluster - startup):.2f}x", ""),
+                (f"loop / cluster without {TRIM}", f"{loop / medians['untrimmed']['wall']:.2f}x", ">= 1.7x"),
+                ("sequential / cluster; the same without it",
+                 f"{medians['sequential']['wall'] / cluster:.2f}x; "
+                 f"{medians['sequential']['wall'] / medians['untrimmed']['wall']:.2f}x", ""),
                 ("loop / sequential cohort.run", f"{loop / medians['sequential']['wall']:.2f}x", ""),
                 ("LocalCluster(2) start + close", f"{startup:.1f} s", "")]
     if "warm" in medians:
@@ -249,7 +284,7 @@ def overhead(args, folder: Path, summary: list) -> None:
     methods = ["gradcam"]
 
     def floor(store):
-        with local_cluster(2) as (client, _):
+        with local_cluster(2) as client:
             return {"wall": submit_floor(client, n)}
 
     functions = {"startup": lambda store: {"wall": cluster_startup(2)},
@@ -285,34 +320,45 @@ def overhead(args, folder: Path, summary: list) -> None:
 def rss_child(args) -> None:
     """Run in a fresh process: one cohort run with workers=2, then this process's peak."""
     warnings.filterwarnings("ignore")
-    done = cohort_run(Path(args.folder) / "manifest.csv", args.methods.split(","), Path(args.folder) / "cohort.zarr",
-                      workers=2)
+    manifest = Path(args.folder) / "manifest.csv"
+    store = Path(args.folder) / f"cohort-{'untrimmed' if args.untrimmed else 'dask'}.zarr"
+    if args.untrimmed:
+        done = untrimmed_run(manifest, args.methods.split(","), store)
+    else:
+        done = cohort_run(manifest, args.methods.split(","), store, workers=2)
     print(json.dumps({**done, "client_peak_mb": peak_rss_mb()}))
+
+
+def rss_of(cohort: Path, untrimmed: bool) -> dict:
+    """``--rss-child`` in a fresh process, with this process's environment as it was before
+    any cluster wrote Dask's malloc setting into it."""
+    environment = {key: value for key, value in os.environ.items() if key != TRIM}
+    environment.update({TRIM: TRIM_AT_START} if TRIM_AT_START is not None else {})
+    command = [sys.executable, __file__, "--rss-child", "--folder", str(cohort), "--methods", "gradcam"]
+    child = subprocess.run(command + (["--untrimmed"] if untrimmed else []), capture_output=True, text=True,
+                           check=False, env=environment)
+    if child.returncode != 0:
+        raise SystemExit(f"the --rss-child run on {cohort} failed:\n{child.stderr[-3000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def memory(args, folder: Path, summary: list) -> None:
     print(f"\n3. peak RSS, {' vs '.join(map(str, RSS_SIZES))} participants of {RSS_SECONDS} s, gradcam, workers=2, "
           "each size in a fresh process", flush=True)
-    figures = {}
-    for n in RSS_SIZES:
-        cohort = folder / f"rss-{n}"
-        ex.samples.make_cohort(cohort, n_participants=n, seconds=RSS_SECONDS, seed=args.seed + 3, progress=False)
-        child = subprocess.run([sys.executable, __file__, "--rss-child", str(n), "--folder", str(cohort),
-                                "--methods", "gradcam"], capture_output=True, text=True, check=False)
-        if child.returncode != 0:
-            raise SystemExit(f"the --rss-child {n} run failed:\n{child.stderr[-3000:]}")
-        figures[n] = json.loads(child.stdout.strip().splitlines()[-1])
-        print(f"   {n:3d} participants: wall {figures[n]['wall']:.1f} s, "
-              f"client peak {figures[n]['client_peak_mb']:.0f} MB, "
-              f"worker peak {figures[n]['worker_peak_mb']:.0f} MB ({figures[n]['workers']} workers)", flush=True)
-    small, large = (figures[n] for n in RSS_SIZES)
-    client = large["client_peak_mb"] / small["client_peak_mb"]
-    worker = large["worker_peak_mb"] / small["worker_peak_mb"]
-    print(f"   {RSS_SIZES[1]} / {RSS_SIZES[0]}: client {client:.3f}x, worker {worker:.3f}x (goal <= 1.1x)")
-    summary += [(f"client peak RSS {RSS_SIZES[1]} / {RSS_SIZES[0]}", f"{client:.3f}x "
-                 f"({small['client_peak_mb']:.0f} -> {large['client_peak_mb']:.0f} MB)", "<= 1.1x"),
-                (f"worker peak RSS {RSS_SIZES[1]} / {RSS_SIZES[0]}", f"{worker:.3f}x "
-                 f"({small['worker_peak_mb']:.0f} -> {large['worker_peak_mb']:.0f} MB)", "<= 1.1x")]
+    cohorts = {n: ex.samples.make_cohort(folder / f"rss-{n}", n_participants=n, seconds=RSS_SECONDS,
+                                         seed=args.seed + 3, progress=False).parent for n in RSS_SIZES}
+    for untrimmed in (False, True):
+        label = "without Dask's malloc trim" if untrimmed else "Dask's malloc trim (default)"
+        figures = {n: rss_of(cohorts[n], untrimmed) for n in RSS_SIZES}
+        for n, got in figures.items():
+            print(f"   {label}, {n:3d} participants: wall {got['wall']:.1f} s, client peak {got['client_peak_mb']:.0f} "
+                  f"MB, worker peak {got['worker_peak_mb']:.0f} MB ({got['workers']} workers)", flush=True)
+        small, large = (figures[n] for n in RSS_SIZES)
+        for role in ("client", "worker"):
+            key = f"{role}_peak_mb"
+            summary.append((f"{role} peak RSS {RSS_SIZES[1]} / {RSS_SIZES[0]}{', untrimmed' if untrimmed else ''}",
+                            f"{large[key] / small[key]:.3f}x ({small[key]:.0f} -> {large[key]:.0f} MB)", "<= 1.1x"))
+            print(f"   {label}: {role} {RSS_SIZES[1]} / {RSS_SIZES[0]} = {large[key] / small[key]:.3f}x (goal <= 1.1x)")
 
 
 def main() -> None:
@@ -331,10 +377,11 @@ def main() -> None:
                         help="also time cohort.run on a LocalCluster started and warmed beforehand in part 1")
     parser.add_argument("--tiny", type=int, default=None, help="tiny tasks in part 2 (default 24, --quick 12)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--untrimmed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.rss_child is not None:
+    if args.rss_child:
         rss_child(args)
         return
     quick = {"repeats": (3, 1), "seconds": (6.0, 2.0), "tiny": (24, 12)}
@@ -354,7 +401,7 @@ def main() -> None:
     print(f"\nsummary ({time.perf_counter() - started:.0f} s in all; load average at the end {load}, at the start "
           f"{load_before}: on a shared machine other processes slow some variants more than others)")
     for measure, value, goal in summary:
-        print(f"   {measure:<40} {value:<28} {goal}")
+        print(f"   {measure:<46} {value:<30} {goal}")
 
 
 if __name__ == "__main__":
