@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..errors import CohortError
 from .manifest import Entry, read_manifest
-from .store import CohortStore
+from .store import CohortStore, changed
 from .task import ENGINE_OPTIONS, explain_participant
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,12 @@ def _check_records(entries: list[Entry], finished: dict[str, dict], store: Cohor
         marker = finished.get(entry.participant)
         if marker is None:
             continue
-        changed = [f"{key} {marker.get(key)!r} in the store, {value!r} in the manifest"
-                   for key, value in entry.record().items() if marker.get(key) != value]
-        if changed:
+        record = entry.record()
+        differences = changed({key: marker.get(key) for key in record}, record)
+        if differences:
             raise CohortError(f"{store.path}: participant {entry.participant} (manifest row {entry.row}) was "
-                              f"explained with another row: {'; '.join(changed)}. Start again (resume=False, "
-                              "--restart) or use another store")
+                              f"explained with another row: {'; '.join(differences)}. Start again "
+                              "(resume=False, --restart) or use another store")
 
 
 # --- executing the tasks --------------------------------------------------------------
@@ -327,7 +327,7 @@ def _run_locked(entries, cohort: CohortStore, settings: dict, model_arg, client,
             with _quiet_client_logs(), _dask_client(client, workers) as dask_client:
                 dashboard = getattr(dask_client, "dashboard_link", None)
                 if dashboard and progress:
-                    print(f"Dask dashboard: {dashboard}", file=sys.stderr)
+                    bar.bar.write(f"Dask dashboard: {dashboard}", file=sys.stderr)
                 try:
                     records.update((r["participant"], r) for r in
                                    _on_dask(todo, model_arg, settings, str(cohort.path), bar, dask_client))

@@ -54,7 +54,9 @@ def is_store(path: str | Path) -> bool:
     return isinstance(attrs, dict) and "cohort_version" in attrs
 
 
-def _differences(stored: dict, wanted: dict) -> list[str]:
+def changed(stored: dict, wanted: dict) -> list[str]:
+    """``key X in the store, Y now`` for each key whose value differs (the run's settings,
+    or a participant's manifest row)."""
     keys = sorted((set(stored) | set(wanted)) - set(NOT_COMPARED))
     return [f"{key} {stored.get(key)!r} in the store, {wanted.get(key)!r} now"
             for key in keys if stored.get(key) != wanted.get(key)]
@@ -99,7 +101,7 @@ class CohortStore:
         store = cls(path)
         check_replaceable(store.path, is_store)
         if store.path.exists() and is_store(store.path) and resume:
-            differences = _differences(store.settings, settings)
+            differences = changed(store.settings, settings)
             if differences:
                 raise CohortError(f"{store.path} was written with other settings: {'; '.join(differences)}. "
                                   "Resume with the same settings, choose another store, or start again "
