@@ -1,5 +1,9 @@
 """Cohort runs on Dask against the loop a user writes, measured in the same run.
 
+0. The machine's parallel capacity: the explanations' kind of work (forward + backward of
+   the demo model) in one process on one thread, in two such processes at once, and in
+   one process on two threads; the most a cluster of 2 can gain over the loop is their
+   ratio, whatever the scheduler does.
 1. Throughput of a synthetic cohort of 6 participants (``--seconds`` of video each,
    OpenFace CSVs from the generator, methods ``--methods``, the demo model):
    (a) ``loop``: a sequential loop of ``ex.explain`` as a user writes it (read the video
@@ -24,7 +28,7 @@
    end; the workers are other processes) and the workers' (the largest ``peak_rss_mb`` of
    the run's table), with Dask's malloc setting and without it. Goal: 24 / 6 <= 1.1x.
 
-    .venv/bin/python benchmarks/bench_cohort.py [--quick] [--part 1|2|3|all] [--repeats 3]
+    .venv/bin/python benchmarks/bench_cohort.py [--quick] [--part 0|1|2|3|all] [--repeats 3]
         [--seconds 6] [--methods gradcam,integrated_gradients] [--worker-threads 0] [--loop-threads 0]
         [--warm] [--tiny 24]
 
@@ -219,6 +223,49 @@ def run_repeats(functions: dict, repeats: int, stores: Path) -> dict[str, dict[s
             for name, runs in results.items()}
 
 
+_CEILING_WORK = r"""
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
+import expresso_xai as ex
+model = ex.models.load("demo")
+x = model.probe_input(batch=4).requires_grad_(True)
+def step():
+    model(x).sum().backward()
+step()
+started = time.perf_counter()
+for _ in range(int(sys.argv[2])):
+    step()
+print(time.perf_counter() - started)
+"""
+
+
+def _work(processes: int, threads: int, steps: int) -> float:
+    """Seconds of the slowest of ``processes`` copies of the same forward+backward loop run at once."""
+    children = [subprocess.Popen([sys.executable, "-c", _CEILING_WORK, str(threads), str(steps)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                for _ in range(processes)]
+    return max(float(child.communicate()[0].split()[-1]) for child in children)
+
+
+def ceiling(args, folder: Path, summary: list) -> None:
+    """What two cores can give at most: the explanations' work (forward + backward of the
+    demo model) in one process on one thread, two such processes at once, and one
+    process on two threads (torch's default here)."""
+    steps = 40 if args.quick else 150
+    print(f"\n0. the machine's parallel capacity: {steps} forward+backward steps of the demo model", flush=True)
+    one, two, threads = [], [], []
+    for _ in range(args.repeats):
+        one.append(_work(1, 1, steps))
+        two.append(_work(2, 1, steps))
+        threads.append(_work(1, 2, steps))
+    one, two, threads = (statistics.median(values) for values in (one, two, threads))
+    print(f"   1 process x 1 thread {one:.2f} s; 2 processes x 1 thread at once {two:.2f} s each; "
+          f"1 process x 2 threads {threads:.2f} s", flush=True)
+    summary += [("2 processes / 1 (work done per second)", f"{2 * one / two:.2f}x", "the most 2 workers give"),
+                ("2 torch threads / 1 (work done per second)", f"{one / threads:.2f}x", "what the loop gets"),
+                ("most a cluster can gain over the loop", f"{2 * threads / two:.2f}x", "")]
+
+
 def throughput(args, folder: Path, summary: list) -> None:
     methods = args.methods.split(",")
     manifest = ex.samples.make_cohort(folder / "throughput", n_participants=N_THROUGHPUT, seconds=args.seconds,
@@ -365,7 +412,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 s videos, one repeat, 12 tiny tasks")
-    parser.add_argument("--part", choices=["1", "2", "3", "all"], default="all")
+    parser.add_argument("--part", choices=["0", "1", "2", "3", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (--quick: 1)")
     parser.add_argument("--seconds", type=float, default=None, help="video seconds in part 1 (default 6, --quick 2)")
     parser.add_argument("--methods", default="gradcam,integrated_gradients")
@@ -393,7 +440,7 @@ def main() -> None:
     load_before = " ".join(f"{value:.1f}" for value in os.getloadavg())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_cohort_", ignore_cleanup_errors=True) as folder:
-        parts = {"1": throughput, "2": overhead, "3": memory}
+        parts = {"0": ceiling, "1": throughput, "2": overhead, "3": memory}
         for key, part in parts.items():
             if args.part in (key, "all"):
                 part(args, Path(folder), summary)

@@ -12,6 +12,11 @@ from __future__ import annotations
 from .cli_args import COUNT, INDEX, output
 
 
+def _batch(text: str):
+    """``--batch-size``: a whole number of at least 1, or ``auto``."""
+    return text if text == "auto" else COUNT(text)
+
+
 def _quiet_dask(args) -> None:
     """Dask logs its own tracebacks (e.g. when the scheduler goes away) before the one-line
     error the command prints; ``-v`` shows them."""
@@ -69,7 +74,8 @@ def add_cohort(commands) -> None:
     run.add_argument("--restart", action="store_true", help="start the store again instead of resuming it")
     run.add_argument("--regions", default="partition", choices=["partition", "boxes"])
     run.add_argument("--stride", type=COUNT, default=8)
-    run.add_argument("--batch-size", type=COUNT, default=8)
+    run.add_argument("--batch-size", type=_batch, default="auto",
+                     help="samples per forward, or 'auto' (timed once, recorded in the store)")
     run.add_argument("--seed", type=INDEX, default=0)
     run.add_argument("--torch-threads", type=COUNT, default=1, help="torch threads per task")
     run.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -104,7 +105,8 @@ def test_each_participant_is_its_cube_as_explain_computes_it(reference, cohort_d
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the run's torch_threads
     try:
-        alone = ex.explain(ex.models.load("demo"), video, faces=faces, methods=METHODS, batch_size=8, progress=False)
+        alone = ex.explain(ex.models.load("demo"), video, faces=faces, methods=METHODS,
+                           batch_size=done.settings["batch_size"], progress=False)
     finally:
         torch.set_num_threads(threads)
     cube = ex.cohort.participant_cube(store, entry.participant)
@@ -145,11 +147,19 @@ def test_binning_handles_videos_shorter_than_the_bins():
 # --- resuming, and refusing to mix settings --------------------------------------------
 
 
-def test_a_second_run_computes_nothing_and_a_new_participant_only_itself(reference, cohort_dir, tmp_path):
-    store, _ = reference
+def test_a_second_run_computes_nothing_and_a_new_participant_only_itself(reference, cohort_dir, tmp_path,
+                                                                          monkeypatch):
+    store, done = reference
     copy = tmp_path / "cohort.zarr"
     shutil.copytree(store, copy)
     shutil.rmtree(copy / "p002")  # as if the run had stopped before it
+    # "auto" batching was timed once and recorded; resuming takes the store's, whatever
+    # the timing would say now (it varies with the machine's load)
+    assert done.settings["batch_size"] in (1, 2, 4, 8, 16)
+    other = 16 if done.settings["batch_size"] != 16 else 8
+    monkeypatch.setattr(sys.modules["expresso_xai.explain.engine"], "fastest_batch", lambda model, x: other)
+    with pytest.raises(CohortError, match=f"batch_size {done.settings['batch_size']} in the store, {other} now"):
+        run(cohort_dir / "manifest.csv", copy, batch_size=other)
     again = run(cohort_dir / "manifest.csv", copy)
     assert dict(zip(again.table.participant, again.table.status)) == {"p000": "present", "p001": "present",
                                                                       "p002": "done"}

@@ -33,9 +33,9 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.stats import rankdata
 
 from ..errors import CohortError
+from ..stats import spearman
 
 #: Where an onset starts, per ``au_source``: an OpenFace intensity, or a z-score of a proxy.
 ONSET_THRESHOLDS = {"openface": 1.0, "landmarks": 1.0}
@@ -97,16 +97,7 @@ def spearman_columns(series: np.ndarray, table: np.ndarray) -> np.ndarray:
         >>> spearman_columns(x, np.stack([x ** 3, -x, np.ones(4)], axis=1)).tolist()
         [1.0, -1.0, nan]
     """
-    if len(series) < MIN_FRAMES:
-        return np.full(table.shape[1], np.nan)
-    x = rankdata(series)
-    y = rankdata(table, axis=0)
-    x -= x.mean()
-    y -= y.mean(axis=0)
-    norm = np.sqrt((x ** 2).sum() * (y ** 2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (x @ y) / norm
-    return np.where(norm > 1e-12 * len(series) ** 3, rho, np.nan)
+    return spearman(np.asarray(series, dtype=np.float64)[:, None], table, axis=0, min_n=MIN_FRAMES)
 
 
 def participant_au_correlations(cube: xr.Dataset, explainers, regions, name: str = "") -> pd.DataFrame:

@@ -22,14 +22,11 @@ import pandas as pd
 
 from ..errors import CohortError
 from .manifest import Entry, read_manifest
-from .store import CohortStore, changed
+from .store import CohortStore, changed, is_store
 from .task import ENGINE_OPTIONS, explain_participant
 
 log = logging.getLogger(__name__)
 
-#: A fixed batch size by default: ``"auto"`` picks by timing, which varies with the load
-#: of the machine and changes the last bits of batched results between participants.
-DEFAULT_BATCH_SIZE = 8
 #: Worker processes keep OpenMP and BLAS to one thread each, as torch is (no oversubscription).
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -76,8 +73,29 @@ def _split_options(explain_options: dict) -> tuple[dict, dict]:
     if unknown:
         raise CohortError(f"unknown option(s) {unknown}: a cohort run takes {', '.join(ENGINE_OPTIONS)} and "
                           f"per-method option dicts ({', '.join(sorted(METHODS))})")
-    engine.setdefault("batch_size", DEFAULT_BATCH_SIZE)
     return engine, methods
+
+
+def _batch_size(engine: dict, store: str | Path, resume: bool, model, torch_threads: int) -> int:
+    """The run's one batch size: the one given; else, resuming, the store's; else timed
+    here once, on the model's input at the tasks' thread count. Picking it per task would
+    vary with each worker's load, and the last bits of batched results with it."""
+    from ..explain.engine import fastest_batch
+
+    wanted = engine.get("batch_size", "auto")
+    if wanted != "auto":
+        return wanted
+    stored = CohortStore(store).settings.get("batch_size") if resume and is_store(store) else None
+    if isinstance(stored, int):
+        return stored
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(torch_threads)
+    try:
+        return int(fastest_batch(model, model.probe_input()))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _model_ref(model):
@@ -276,8 +294,8 @@ def run(manifest: str | Path, model, methods: Iterable[str] = ("gradcam", "integ
         torch_threads: torch threads per task (the last bits of a cube depend on it; one
             per worker process uses the cores best).
         **explain_options: ``target``, ``regions``, ``clip_length``, ``stride``,
-            ``keep_pixels``, ``device``, ``batch_size`` (default 8, fixed: ``"auto"``
-            times the machine and may differ between participants), ``seed``, and
+            ``keep_pixels``, ``device``, ``batch_size`` (``"auto"``: timed once here and
+            recorded, so every participant batches the same way), ``seed``, and
             per-method option dicts such as ``occlusion={"window": 8}``.
 
     Returns:
@@ -301,6 +319,7 @@ def run(manifest: str | Path, model, methods: Iterable[str] = ("gradcam", "integ
     entries = read_manifest(manifest)
     engine, method_options = _split_options(explain_options)
     loaded, model_arg = _model_ref(model)
+    engine["batch_size"] = _batch_size(engine, store, resume, loaded, torch_threads)
     settings = run_settings(loaded, methods, engine, method_options, torch_threads)
     cohort = CohortStore.create(store, settings, resume=resume)
     cohort.lock()

@@ -37,6 +37,11 @@ VALUE_LABELS = {
     "share": "share of the explainer's total |attribution|",
 }
 
+#: What figures, the Explorer and the command line show unless told otherwise. Raw sums
+#: grow with a region's size (the background, most of the frame, outweighs every facial
+#: region in them), so a reader comparing regions is shown attribution per pixel.
+DEFAULT_VALUE = "density"
+
 # A value is "below zero" only beyond this fraction of the largest |value|: float noise
 # (e.g. -1e-12 in a map of magnitudes) must not turn a colour map diverging.
 SIGN_TOLERANCE = 1e-6
@@ -259,14 +264,10 @@ def top(cube: xr.Dataset, k: int = 3, by: str = "density", dim: str = "region") 
 def _spearman(data: np.ndarray) -> np.ndarray:
     """Spearman correlation between the rows of ``data (explainer, ..., cell)``:
     ``(..., explainer, explainer)``; NaN where a row is constant."""
-    from scipy.stats import rankdata
+    from ..stats import spearman
 
-    ranks = rankdata(data, axis=-1)
-    ranks = ranks - ranks.mean(axis=-1, keepdims=True)
-    norms = np.sqrt((ranks ** 2).sum(axis=-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.einsum("a...k,b...k->...ab", ranks, ranks) / np.einsum("a...,b...->...ab", norms, norms)
-    return np.clip(rho, -1.0, 1.0)
+    rho = spearman(data[:, None], data[None, :], axis=-1)
+    return np.moveaxis(rho, (0, 1), (-2, -1))
 
 
 def agreement(cube: xr.Dataset, over: str | Iterable[str] = ("time", "region"), absolute: bool = False,
@@ -364,5 +365,58 @@ def params(cube: xr.Dataset, explainer: str | None = None) -> dict:
     return methods.get(explainer, {})
 
 
-__all__ = ["SIGN_TOLERANCE", "VALUES", "VALUE_LABELS", "agreement", "check_explainer", "density",
-           "explainers", "frame_seconds", "is_signed", "params", "regions", "share", "to_dataframe", "top", "value_view"]
+# --- predictions outside the model's declared output range ---------------------------
+
+#: The per-clip flag of a cube whose model declared an output range (``VideoModel.output_range``).
+OUT_OF_RANGE = "prediction_out_of_range"
+
+
+def output_range(cube: xr.Dataset) -> tuple[float, float] | None:
+    """The output range the cube's model declared (attrs ``model_output_range``), or None.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> output_range(example_cube()) is None, output_range(example_cube().assign_attrs(model_output_range="[0, 63]"))
+        (True, (0.0, 63.0))
+    """
+    value = cube.attrs.get("model_output_range")
+    try:
+        value = json.loads(value) if isinstance(value, str) and value else value
+        return None if value is None or value == "" else (float(value[0]), float(value[1]))
+    except (json.JSONDecodeError, TypeError, ValueError, IndexError):
+        raise CubeError(f"attrs['model_output_range'] must be [low, high] or null, got {value!r}") from None
+
+
+def range_caution(cube: xr.Dataset) -> str:
+    """One line saying how many clips the model predicted outside the output range it
+    declares, or ``""`` when none (or no range was declared). The command line and the
+    Explorer show it; :func:`~expresso_xai.explain` warns with it.
+
+    Example:
+        >>> import numpy as np
+        >>> from expresso_xai.testing import example_cube
+        >>> cube = example_cube().assign_attrs(model_output_range="[0, 63]")
+        >>> cube = cube.assign_coords(clip=[0, 1]).assign(clip_prediction=("clip", [40.0, 72.5]),
+        ...                                              prediction_out_of_range=("clip", [False, True]))
+        >>> range_caution(cube)[:79]
+        "1 of 2 clips predicted outside the model's declared output range [0, 63] (72.5)"
+    """
+    bounds = output_range(cube)
+    if bounds is None or OUT_OF_RANGE not in cube.variables:
+        return ""
+    flags = np.asarray(cube[OUT_OF_RANGE].values, dtype=bool)
+    if not flags.any():
+        return ""
+    seen = ""
+    if "clip_prediction" in cube.variables:
+        outside = np.asarray(cube["clip_prediction"].values, dtype=np.float64)[flags]
+        low, high = f"{outside.min():.4g}", f"{outside.max():.4g}"
+        seen = f" ({low})" if low == high else f" ({low} to {high})"
+    return (f"{int(flags.sum())} of {flags.size} clips predicted outside the model's declared output "
+            f"range [{bounds[0]:g}, {bounds[1]:g}]{seen}; the model is used beyond what it was trained for, "
+            "and the explanations describe that")
+
+
+__all__ = ["DEFAULT_VALUE", "OUT_OF_RANGE", "SIGN_TOLERANCE", "VALUES", "VALUE_LABELS", "agreement", "check_explainer",
+           "density", "explainers", "frame_seconds", "is_signed", "output_range", "params", "range_caution", "regions",
+           "share", "to_dataframe", "top", "value_view"]

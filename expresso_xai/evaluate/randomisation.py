@@ -19,7 +19,8 @@ import warnings
 import numpy as np
 
 from ..errors import EvaluationError
-from .base import Metric, MetricResult, Score, pearson, register_metric
+from ..stats import spearman as rank_correlation
+from .base import Metric, MetricResult, Score, register_metric
 
 #: the randomisation modes of :class:`ParameterRandomisation`, in the dataset's order
 MODES = ("cascading", "independent")
@@ -47,15 +48,11 @@ def spearman(a, b) -> float:
         >>> spearman([0, 0, 0], [1, 2, 3])
         nan
     """
-    from scipy.stats import rankdata
-
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
         raise EvaluationError(f"cannot correlate {a.size} values with {b.size}")
     keep = np.isfinite(a) & np.isfinite(b)
-    if keep.sum() < 2:
-        return float("nan")
-    return float(np.clip(pearson(rankdata(a[keep]), rankdata(b[keep])), -1.0, 1.0))
+    return rank_correlation(a[keep], b[keep], min_n=2)
 
 
 def ssim(a, b, sigma: float = 1.5, data_range: float = 1.0) -> float:
