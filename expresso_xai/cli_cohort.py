@@ -38,7 +38,7 @@ def cmd_cohort_run(args) -> int:
     done = run(args.manifest, args.model, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                store=args.store, client=client, workers=args.workers, resume=not args.restart,
                progress=not args.quiet, torch_threads=args.torch_threads, regions=args.regions,
-               stride=args.stride, batch_size=args.batch_size, seed=args.seed)
+               stride=args.stride, batch_size=args.batch_size, seed=args.seed, slice_frames=args.slice_frames)
     print(repr(done))
     print(f"open it with expresso_xai.cohort.open({str(done.store)!r}); "
           f"report: expresso-xai cohort report {done.store} --out report/")
@@ -77,6 +77,8 @@ def add_cohort(commands) -> None:
     run.add_argument("--batch-size", type=_batch, default="auto",
                      help="samples per forward, or 'auto' (timed once, recorded in the store)")
     run.add_argument("--seed", type=INDEX, default=0)
+    run.add_argument("--slice-frames", type=COUNT, default=None,
+                     help="explain a video longer than this many frames in slices of about as many, one task each")
     run.add_argument("--torch-threads", type=COUNT, default=1, help="torch threads per task")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_cohort_run)

@@ -27,6 +27,7 @@ from expresso_xai.cohort import CohortStore
 pytestmark = pytest.mark.slow
 
 METHODS = ["gradcam", "integrated_gradients"]
+BATCH = 4  # fixed: "auto" is timed once per store, and two stores are compared bit for bit
 N_PARTICIPANTS = 6
 DASK = str(Path(sys.executable).parent / "dask")
 LIMIT_S = 240  # no process of these tests may live longer
@@ -44,14 +45,15 @@ def cohort_dir(tmp_path_factory):
 def reference(cohort_dir, tmp_path_factory):
     store = tmp_path_factory.mktemp("ref") / "cohort.zarr"
     done = ex.cohort.run(cohort_dir / "manifest.csv", "demo", methods=METHODS, store=store, client="sequential",
-                         progress=False)
+                         progress=False, batch_size=BATCH)
     assert done.counts()["done"] == N_PARTICIPANTS
     return store
 
 
 def cli(cohort_dir, store, *extra) -> list[str]:
     return [sys.executable, "-m", "expresso_xai.cli", "cohort", "run", str(cohort_dir / "manifest.csv"),
-            "--model", "demo", "--methods", ",".join(METHODS), "--store", str(store), "--quiet", *extra]
+            "--model", "demo", "--methods", ",".join(METHODS), "--store", str(store), "--batch-size", str(BATCH),
+            "--quiet", *extra]
 
 
 def free_port() -> int:
@@ -126,10 +128,11 @@ def assert_complete_and_equal(store: Path, reference: Path) -> None:
     assert names == sorted([f"p{i:03d}" for i in range(N_PARTICIPANTS)] + ["failures.json"])
 
 
-def test_a_local_cluster_run_equals_the_sequential_run(cohort_dir, reference, tmp_path):
+def test_a_local_cluster_run_in_slices_equals_the_sequential_run(cohort_dir, reference, tmp_path):
     store = tmp_path / "cohort.zarr"
+    # each 75-frame video in two slices (clips 0-4 and 5-8), on both workers
     done = ex.cohort.run(cohort_dir / "manifest.csv", "demo", methods=METHODS, store=store, workers=2,
-                         progress=False)
+                         progress=False, batch_size=BATCH, slice_frames=40)
     assert done.counts()["done"] == N_PARTICIPANTS
     assert done.table.worker.nunique() == 2  # both workers took part
     assert done.dashboard and done.dashboard.startswith("http://")  # the LocalCluster's dashboard (bokeh)

@@ -303,3 +303,47 @@ def test_the_cli_resumes_refuses_other_settings_in_one_line_and_exits_1_on_failu
     assert main(["cohort", "run", str(broken), "--methods", "gradcam,saliency", "--store", str(copy),
                  "--sequential", "--quiet"]) == 1
     assert "failed gone: " in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def long_cohort(tmp_path_factory):
+    """One participant of 2.4 s (60 frames, 7 clips) with its OpenFace CSV, one tracked."""
+    folder = tmp_path_factory.mktemp("long")
+    ex.samples.make_cohort(folder, n_participants=2, seconds=2.4, seed=7, progress=False)
+    lines = (folder / "manifest.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    column = header.index("openface")
+    row = lines[2].split(",")
+    row[column] = ""  # the second participant's landmarks are tracked
+    (folder / "manifest.csv").write_text("\n".join([lines[0], lines[1], ",".join(row)]) + "\n")
+    return folder
+
+
+def test_a_long_video_in_slices_equals_it_explained_whole_and_resumes_its_finished_slices(long_cohort, tmp_path,
+                                                                                        monkeypatch):
+    from expresso_xai.cohort import slices
+
+    manifest = long_cohort / "manifest.csv"
+    whole = run(manifest, tmp_path / "whole.zarr", batch_size=2)
+    assert whole.counts()["done"] == 2
+    assert slices.clip_ranges(60, 16, 8, 16) == [(0, 2), (2, 4), (4, None)]
+    # a run stopped after the first slice of p000: that slice is saved beside the store
+    store = tmp_path / "sliced.zarr"
+    settings = dict(whole.settings, slice_frames=16)
+    CohortStore.create(store, settings)
+    entry = read_manifest(manifest)[0]
+    assert slices.prepare(entry, settings, str(store))["status"] == "ready"
+    first = slices.explain_slice(entry, "demo", settings, str(store), 0, 2, {"status": "ready"})
+    assert first["status"] == "sliced" and (store / ".p000.slices" / "clips_0.npz").exists()
+    prepared = []
+    engine_module = sys.modules["expresso_xai.explain.engine"]
+    original = engine_module._prepare
+    monkeypatch.setattr(engine_module, "_prepare", lambda plan, state, *a: prepared.append(state.done)
+                        or original(plan, state, *a))
+    sliced = run(manifest, store, batch_size=2, slice_frames=16)
+    assert sliced.counts()["done"] == 2
+    assert sorted(prepared) == sorted([2, 3, 4, 5, 6] + list(range(7)))  # p000's first slice was not computed again
+    assert CohortStore(store).differences(tmp_path / "whole.zarr") == []
+    assert not list(store.glob(".*.slices"))
+    with pytest.raises(CohortError, match="slice_frames"):
+        run(manifest, store, batch_size=2, slice_frames=4)

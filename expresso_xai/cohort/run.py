@@ -23,6 +23,7 @@ import pandas as pd
 from ..errors import CohortError
 from .manifest import Entry, read_manifest
 from .store import CohortStore, changed, is_store
+from . import slices
 from .task import ENGINE_OPTIONS, explain_participant
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ def _model_ref(model):
                           "pass the name or path it loads from instead") from None
 
 
-def run_settings(model, methods, engine: dict, method_options: dict, torch_threads: int) -> dict:
+def run_settings(model, methods, engine: dict, method_options: dict, torch_threads: int,
+                 slice_frames: int | None = None) -> dict:
     """Everything that decides a participant's cube, checked now (before any work) with
     the engine's own checks; a store records it and a resumed run must match it."""
     from .. import __version__
@@ -127,6 +129,10 @@ def run_settings(model, methods, engine: dict, method_options: dict, torch_threa
     plan = plan_explain(model, list(methods), method_options, **engine)
     if not isinstance(torch_threads, int) or isinstance(torch_threads, bool) or torch_threads < 1:
         raise CohortError(f"torch_threads must be a whole number of at least 1, got {torch_threads!r}")
+    if slice_frames is not None and (not isinstance(slice_frames, int) or isinstance(slice_frames, bool)
+                                     or slice_frames < 2 * plan.stride):
+        raise CohortError(f"slice_frames must be None or a whole number of at least two strides "
+                          f"({2 * plan.stride} frames), got {slice_frames!r}")
     import json
 
     import torch
@@ -142,6 +148,7 @@ def run_settings(model, methods, engine: dict, method_options: dict, torch_threa
         "keep_pixels": plan.keep_pixels, "device": str(plan.device), "batch_size": engine["batch_size"],
         "seed": plan.seed,
         "torch_threads": torch_threads,
+        "slice_frames": slice_frames,
         "versions": {"expresso_xai": __version__, "torch": torch.__version__},
     }
     return json.loads(json.dumps(settings))  # as the store gives it back (lists, not tuples)
@@ -186,12 +193,42 @@ class _Progress:
         self.bar.close()
 
 
-def _sequential(todo: list[Entry], model, settings: dict, store: str, progress: _Progress):
+def _tasks(entry: Entry, model, settings: dict, store: str, ranges, call):
+    """The task(s) of one participant through ``call(function, *args)``: one explanation,
+    or for a sliced video the face track once, its slices, and their merge."""
+    if not ranges:
+        return call(explain_participant, entry, model, settings, store)
+    ready = call(slices.prepare, entry, settings, store)
+    parts = [call(slices.explain_slice, entry, model, settings, store, first, stop, ready) for first, stop in ranges]
+    return call(slices.merge, entry, model, settings, store, ranges, *parts)
+
+
+def _sequential(todo: list[Entry], model, settings: dict, store: str, progress: _Progress, plan: dict):
     for entry in todo:
         progress.running(1)
-        record = explain_participant(entry, model, settings, store)
+        record = _tasks(entry, model, settings, store, plan.get(entry.participant), lambda f, *args: f(*args))
         progress.finished(record)
         yield record
+
+
+def _slice_plan(todo: list[Entry], settings: dict) -> dict:
+    """``{participant: clip ranges}`` for the videos longer than ``slice_frames`` (their
+    headers' frame count; one that cannot be read is left to its task to report)."""
+    from ..video import load_video
+
+    plan = {}
+    if not settings.get("slice_frames"):
+        return plan
+    for entry in todo:
+        try:
+            n_frames = load_video(entry.video, max_frames=1).n_frames_expected
+        except Exception:  # noqa: BLE001 - the task reports what is wrong with the file
+            continue
+        if n_frames and n_frames > settings["slice_frames"]:
+            ranges = slices.clip_ranges(n_frames, settings["clip_length"], settings["stride"], settings["slice_frames"])
+            if len(ranges) > 1:
+                plan[entry.participant] = ranges
+    return plan
 
 
 @contextmanager
@@ -252,14 +289,20 @@ def _lost(entry: Entry, exc: BaseException) -> dict:
             "peak_rss_mb": float("nan")}
 
 
-def _on_dask(todo: list[Entry], model, settings: dict, store: str, progress: _Progress, client):
+def _on_dask(todo: list[Entry], model, settings: dict, store: str, progress: _Progress, client, plan: dict):
     from distributed import as_completed
 
     model_arg = model if isinstance(model, str) else client.scatter(model, broadcast=True, hash=False)
-    futures = {client.submit(explain_participant, entry, model_arg, settings, store, pure=False,
-                             key=f"expresso-xai-{entry.participant}-{os.urandom(4).hex()}"): entry
+    mine = set()
+
+    def submit(function, *args):
+        future = client.submit(function, *args, pure=False,
+                               key=f"expresso-xai-{function.__name__}-{args[0].participant}-{os.urandom(4).hex()}")
+        mine.add(future.key)
+        return future
+
+    futures = {_tasks(entry, model_arg, settings, store, plan.get(entry.participant), submit): entry
                for entry in todo}
-    mine = {future.key for future in futures}
     for future in as_completed(list(futures)):
         entry = futures.pop(future)
         try:
@@ -275,7 +318,8 @@ def _on_dask(todo: list[Entry], model, settings: dict, store: str, progress: _Pr
 
 def run(manifest: str | Path, model, methods: Iterable[str] = ("gradcam", "integrated_gradients", "occlusion"),
         store: str | Path = "cohort.zarr", client: Any = None, workers: int | None = None, resume: bool = True,
-        progress: bool = True, torch_threads: int = 1, **explain_options) -> CohortRun:
+        progress: bool = True, torch_threads: int = 1, slice_frames: int | None = None,
+        **explain_options) -> CohortRun:
     """Explain every participant of a manifest into a cohort store, on Dask.
 
     Args:
@@ -291,6 +335,9 @@ def run(manifest: str | Path, model, methods: Iterable[str] = ("gradcam", "integ
             or ``"sequential"`` (this process, no Dask).
         resume: keep the participants already in the store and compute only the others
             (the store's settings must equal this run's); ``False`` starts the store again.
+        slice_frames: explain a video longer than this many frames in slices of about as
+            many, one task each (see :mod:`expresso_xai.cohort.slices`), so that the
+            workers share a long interview; ``None`` (default): one task per video.
         torch_threads: torch threads per task (the last bits of a cube depend on it; one
             per worker process uses the cores best).
         **explain_options: ``target``, ``regions``, ``clip_length``, ``stride``,
@@ -320,7 +367,7 @@ def run(manifest: str | Path, model, methods: Iterable[str] = ("gradcam", "integ
     engine, method_options = _split_options(explain_options)
     loaded, model_arg = _model_ref(model)
     engine["batch_size"] = _batch_size(engine, store, resume, loaded, torch_threads)
-    settings = run_settings(loaded, methods, engine, method_options, torch_threads)
+    settings = run_settings(loaded, methods, engine, method_options, torch_threads, slice_frames)
     cohort = CohortStore.create(store, settings, resume=resume)
     cohort.lock()
     try:
@@ -339,9 +386,11 @@ def _run_locked(entries, cohort: CohortStore, settings: dict, model_arg, client,
     records = {name: {"participant": name, "status": "present", "reason": ""}
                for name in finished if name in {e.participant for e in entries}}
     bar, dashboard = _Progress(len(todo), progress), None
+    sliced = _slice_plan(todo, settings)
     try:
         if todo and client == "sequential":
-            records.update((r["participant"], r) for r in _sequential(todo, model_arg, settings, str(cohort.path), bar))
+            records.update((r["participant"], r) for r in _sequential(todo, model_arg, settings, str(cohort.path), bar,
+                                                                               sliced))
         elif todo:
             with _quiet_client_logs(), _dask_client(client, workers) as dask_client:
                 dashboard = getattr(dask_client, "dashboard_link", None)
@@ -349,7 +398,8 @@ def _run_locked(entries, cohort: CohortStore, settings: dict, model_arg, client,
                     bar.bar.write(f"Dask dashboard: {dashboard}", file=sys.stderr)
                 try:
                     records.update((r["participant"], r) for r in
-                                   _on_dask(todo, model_arg, settings, str(cohort.path), bar, dask_client))
+                                   _on_dask(todo, model_arg, settings, str(cohort.path), bar, dask_client,
+                                                            sliced))
                 except OSError as exc:  # the scheduler went away (CommClosedError, connect timeouts)
                     finished_now = len(cohort.finished())
                     raise CohortError(f"lost the Dask scheduler ({' '.join(str(exc).split())}); the "

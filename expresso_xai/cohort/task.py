@@ -64,17 +64,24 @@ def resolve_model(model, settings: dict):
     return model
 
 
-def _inputs(entry: Entry):
-    """The video to explain and its face track: from the OpenFace CSV when the manifest
-    gives one (the video is read whole to check the CSV against it), else tracked as the
-    video streams. Missing files are reported before any decoding."""
+def participant_inputs(entry: Entry, track: bool = False):
+    """The video to explain, its face track and its action units (``None`` when the
+    manifest has no OpenFace CSV): from the CSV when the manifest gives one (the video is
+    read whole to check the CSV against it), else tracked as the video streams, here with
+    ``track=True`` or by ``explain``. Missing files are reported before any decoding."""
     from ..faces.openface import read_openface_for
     from ..video import load_video
 
     if not entry.video.exists():
         raise CohortError(f"{entry.video}: the video does not exist")
     if entry.openface is None:
-        return entry.video, None, None
+        if not track:
+            return entry.video, None, None
+        from ..faces import track_faces
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # frames without a face are in the track
+            return entry.video, track_faces(entry.video, progress=False), None
     if not entry.openface.exists():
         raise CohortError(f"{entry.openface}: the OpenFace CSV does not exist")
     video = load_video(entry.video)
@@ -93,7 +100,8 @@ def _action_units(cube, faces, action_units):
     return proxies.values.astype(np.float32), list(proxies.au.values), "landmarks"
 
 
-def _with_action_units(cube, entry: Entry, faces, action_units):
+def with_action_units(cube, entry: Entry, faces, action_units):
+    """The cube with the participant's ``au_intensity(time, au)`` and its manifest row."""
     values, names, source = _action_units(cube, faces, action_units)
     cube = cube.assign_coords(au=np.array(names, dtype=str))
     cube["au_intensity"] = (("time", "au"), values)
@@ -130,19 +138,37 @@ def _explain_entry(entry: Entry, model, settings: dict, store: CohortStore) -> b
     from ..cube import write_zarr_group
     from ..explain import explain
 
-    video, faces, action_units = _inputs(entry)
+    video, faces, action_units = participant_inputs(entry, track=True)
     options = {key: settings[key] for key in ENGINE_OPTIONS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # per-frame warnings go into the cube, not the worker's log
-        if faces is None:
-            from ..faces import track_faces
-
-            faces = track_faces(video, progress=False)
         cube = explain(model, video, faces=faces, methods=settings["methods"], progress=False,
                        **options, **settings["method_options"])
-    cube = _with_action_units(cube, entry, faces, action_units)
+    cube = with_action_units(cube, entry, faces, action_units)
     marker = {**entry.record(), **summary(cube)}
     return store.write(entry.participant, lambda folder: write_zarr_group(cube, folder), marker)
+
+
+def attempt(entry: Entry, cohort: CohortStore, settings: dict, work) -> dict:
+    """Run ``work()`` (which returns the status) for a participant as a task does: never
+    raises for a problem with this participant's files or video, but returns
+    ``status="failed"`` with the reason, so the run goes on."""
+    started = time.perf_counter()
+    record = {"participant": entry.participant, "status": "done", "reason": "",
+              "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    try:
+        if entry.participant in cohort.finished():
+            record["status"] = "present"
+        else:
+            with torch_threads(settings["torch_threads"]):
+                record["status"] = work()
+    except ExpressoError as exc:
+        record.update(status="failed", reason=" ".join(str(exc).split()))
+    except Exception as exc:  # noqa: BLE001 - one participant's bug must not end the cohort
+        log.info("participant %s failed", entry.participant, exc_info=True)
+        record.update(status="failed", reason=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+    record.update(seconds=time.perf_counter() - started, peak_rss_mb=_peak_rss_mb())
+    return record
 
 
 def explain_participant(entry: Entry, model, settings: dict, store: str) -> dict:
@@ -154,21 +180,10 @@ def explain_participant(entry: Entry, model, settings: dict, store: str) -> dict
         ``{participant, status ("done", "failed" or "present": written by another attempt),
         reason, seconds, worker, peak_rss_mb}``.
     """
-    started = time.perf_counter()
-    record = {"participant": entry.participant, "status": "done", "reason": "",
-              "worker": f"{socket.gethostname()}:{os.getpid()}"}
     cohort = CohortStore(store)
-    try:
-        if entry.participant in cohort.finished():
-            record["status"] = "present"
-        else:
-            with torch_threads(settings["torch_threads"]):
-                written = _explain_entry(entry, resolve_model(model, settings), settings, cohort)
-            record["status"] = "done" if written else "present"
-    except ExpressoError as exc:
-        record.update(status="failed", reason=" ".join(str(exc).split()))
-    except Exception as exc:  # noqa: BLE001 - one participant's bug must not end the cohort
-        log.info("participant %s failed", entry.participant, exc_info=True)
-        record.update(status="failed", reason=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
-    record.update(seconds=time.perf_counter() - started, peak_rss_mb=_peak_rss_mb())
-    return record
+
+    def work():
+        written = _explain_entry(entry, resolve_model(model, settings), settings, cohort)
+        return "done" if written else "present"
+
+    return attempt(entry, cohort, settings, work)

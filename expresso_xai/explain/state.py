@@ -140,6 +140,34 @@ class ExplainState:
         self.clip_targets.append(ctx.target)
         self.done += 1
 
+    def absorb(self, later: "ExplainState") -> None:
+        """Add the clips of ``later``, a state of the same run that explained the clips
+        after this one's (a slice of a long video), as if they had been added here.
+
+        Example:
+            >>> a = ExplainState.empty(["saliency"], n_frames=4, n_regions=2)
+            >>> b = ExplainState.empty(["saliency"], n_frames=4, n_regions=2)
+            >>> b.totals[0, 2:] = 1.0; b.covered[2:] = 1; b.done = 3
+            >>> a.absorb(b); a.totals[0, :, 0].tolist(), a.done
+            ([0.0, 0.0, 1.0, 1.0], 3)
+        """
+        covered = later.covered > 0
+        for name in ("totals", "covered", "prediction_sum", "pixels"):
+            if getattr(self, name) is not None:
+                getattr(self, name)[...] += getattr(later, name)
+        for name in ("region_area", "timestamps", "labels"):
+            if getattr(self, name) is not None:
+                getattr(self, name)[covered] = getattr(later, name)[covered]
+        for name in ("clip_starts", "clip_predictions", "clip_targets"):
+            getattr(self, name).extend(getattr(later, name))
+        for key, values in later.clip_stats.items():
+            self.clip_stats.setdefault(key, []).extend(values)
+        for name, count in later.passes.items():
+            self.passes[name] = self.passes.get(name, 0) + count
+        self.shared_passes += later.shared_passes
+        self.batch_size = self.batch_size or later.batch_size
+        self.done = later.done
+
     def averages(self):
         """``(attribution (M, T, R) float32, pixels (M, T, H, W) or None, prediction (T,))``:
         each frame's mean over the clips that covered it. Pixel maps are divided in
