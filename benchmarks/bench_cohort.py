@@ -23,12 +23,14 @@
    ``workers=2``: (wall - cluster start-up - sum of the tasks' own ``seconds`` / 2) / N;
    the same on the warm cluster (no start-up to subtract) and in ``client="sequential"``
    (wall - sum of seconds) / N; and the floor, N no-op ``client.submit`` calls gathered.
+4. One participant with a long video (24 s, 600 frames) on ``workers=2``: one task
+   (the other worker idles) vs ``slice_frames`` slices (4 of 150 frames), and the loop.
 3. Peak RSS for 6 vs 24 participants (1.2 s, gradcam, ``workers=2``), each size run in a
    fresh subprocess (``--rss-child``): the client's (``getrusage`` of the subprocess at the
    end; the workers are other processes) and the workers' (the largest ``peak_rss_mb`` of
    the run's table), with Dask's malloc setting and without it. Goal: 24 / 6 <= 1.1x.
 
-    .venv/bin/python benchmarks/bench_cohort.py [--quick] [--part 0|1|2|3|all] [--repeats 3]
+    .venv/bin/python benchmarks/bench_cohort.py [--quick] [--part 0|1|2|3|4|all] [--repeats 3]
         [--seconds 6] [--methods gradcam,integrated_gradients] [--worker-threads 0] [--loop-threads 0]
         [--warm] [--tiny 24]
 
@@ -408,11 +410,35 @@ def memory(args, folder: Path, summary: list) -> None:
             print(f"   {label}: {role} {RSS_SIZES[1]} / {RSS_SIZES[0]} = {large[key] / small[key]:.3f}x (goal <= 1.1x)")
 
 
+def long_video(args, folder: Path, summary: list) -> None:
+    """One participant with a long video on a LocalCluster(2): one task (a worker idles)
+    against ``slice_frames`` slices, and the loop's ``ex.explain``."""
+    methods = args.methods.split(",")
+    seconds = 8.0 if args.quick else 24.0
+    manifest = ex.samples.make_cohort(folder / "long", n_participants=1, seconds=seconds, seed=args.seed + 3,
+                                      progress=False)
+    slice_frames = int(seconds * 25 / 4)
+    print(f"\n4. one participant of {seconds:g} s ({int(seconds * 25)} frames), methods {', '.join(methods)}: "
+          f"workers=2 whole vs in slices of {slice_frames} frames", flush=True)
+    stores = folder / "stores"
+    stores.mkdir(exist_ok=True)
+    medians = run_repeats({
+        "loop": lambda store: {"wall": timed(lambda: explain_loop(manifest, methods))[0]},
+        "whole": lambda store: cohort_run(manifest, methods, store, workers=2),
+        "sliced": lambda store: cohort_run(manifest, methods, store, workers=2, slice_frames=slice_frames),
+    }, args.repeats, stores)
+    for name, figures in medians.items():
+        print(f"   {name:<8} {figures['wall']:7.1f} s")
+    summary += [("long video: whole / sliced (workers=2)",
+                 f"{medians['whole']['wall'] / medians['sliced']['wall']:.2f}x", ""),
+                ("long video: loop / sliced", f"{medians['loop']['wall'] / medians['sliced']['wall']:.2f}x", "")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 s videos, one repeat, 12 tiny tasks")
-    parser.add_argument("--part", choices=["0", "1", "2", "3", "all"], default="all")
+    parser.add_argument("--part", choices=["0", "1", "2", "3", "4", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (--quick: 1)")
     parser.add_argument("--seconds", type=float, default=None, help="video seconds in part 1 (default 6, --quick 2)")
     parser.add_argument("--methods", default="gradcam,integrated_gradients")
@@ -440,7 +466,7 @@ def main() -> None:
     load_before = " ".join(f"{value:.1f}" for value in os.getloadavg())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_cohort_", ignore_cleanup_errors=True) as folder:
-        parts = {"0": ceiling, "1": throughput, "2": overhead, "3": memory}
+        parts = {"0": ceiling, "1": throughput, "2": overhead, "3": memory, "4": long_video}
         for key, part in parts.items():
             if args.part in (key, "all"):
                 part(args, Path(folder), summary)

@@ -28,16 +28,16 @@ pytestmark = pytest.mark.slow
 
 METHODS = ["gradcam", "integrated_gradients"]
 BATCH = 4  # fixed: "auto" is timed once per store, and two stores are compared bit for bit
-N_PARTICIPANTS = 6
+N_PARTICIPANTS = 4
 DASK = str(Path(sys.executable).parent / "dask")
 LIMIT_S = 240  # no process of these tests may live longer
 
 
 @pytest.fixture(scope="module")
 def cohort_dir(tmp_path_factory):
-    """Six participants of 3 s (75 frames, 8 clips): a task takes long enough to be killed in."""
+    """Four participants of 2 s (50 frames, 6 clips): a task takes long enough to be killed in."""
     folder = tmp_path_factory.mktemp("cohort")
-    ex.samples.make_cohort(folder, n_participants=N_PARTICIPANTS, seconds=3, seed=9, progress=False)
+    ex.samples.make_cohort(folder, n_participants=N_PARTICIPANTS, seconds=2, seed=9, progress=False)
     return folder
 
 
@@ -130,9 +130,9 @@ def assert_complete_and_equal(store: Path, reference: Path) -> None:
 
 def test_a_local_cluster_run_in_slices_equals_the_sequential_run(cohort_dir, reference, tmp_path):
     store = tmp_path / "cohort.zarr"
-    # each 75-frame video in two slices (clips 0-4 and 5-8), on both workers
+    # each 50-frame video in two slices (clips 0-2 and 3-5), on both workers
     done = ex.cohort.run(cohort_dir / "manifest.csv", "demo", methods=METHODS, store=store, workers=2,
-                         progress=False, batch_size=BATCH, slice_frames=40)
+                         progress=False, batch_size=BATCH, slice_frames=24)
     assert done.counts()["done"] == N_PARTICIPANTS
     assert done.table.worker.nunique() == 2  # both workers took part
     assert done.dashboard and done.dashboard.startswith("http://")  # the LocalCluster's dashboard (bokeh)

@@ -29,7 +29,8 @@ BANDS = {"low": (0, 31.5), "high": (31.5, 63)}
 
 def _run(manifest, store):
     """The audit of the two eyes together (shares and tests), and of each region (the AU link)."""
-    done = ex.cohort.run(manifest, "demo", methods=METHODS, store=store, client="sequential", progress=False)
+    # on a LocalCluster of two: the suite runs one test at a time, and the second core is free
+    done = ex.cohort.run(manifest, "demo", methods=METHODS, store=store, workers=2, progress=False)
     assert done.counts()["failed"] == 0
     cohort = ex.cohort.open(store, time_bins=4)
     eyes = ex.cohort.merge_regions(cohort, {"eyes": EYES})
