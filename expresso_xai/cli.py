@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_args import AMOUNT, COUNT, FIGURE, INDEX, SHARE, Parser, number, output
+from .cli_args import AMOUNT, COUNT, FIGURE, INDEX, SHARE, Parser, number, one_line, output, warnings_as_lines
 from .cli_cohort import add_cohort
 from .errors import ExpressoError
 from .files import atomic_path
@@ -144,7 +144,7 @@ def cmd_explain(args) -> int:
         from .figures import region_time_heatmap
 
         figure = Path(args.figure)
-        region_time_heatmap(cube, methods[0], value="density", path=figure)
+        region_time_heatmap(cube, methods[0], path=figure)
         print(f"figure     {figure}")
     return 0
 
@@ -153,6 +153,7 @@ def cmd_inspect(args) -> int:
     import json
 
     from .cube import open_cube
+    from .cube.views import range_caution
 
     cube = open_cube(args.cube)
     attrs = cube.attrs
@@ -162,6 +163,9 @@ def cmd_inspect(args) -> int:
           f"{float(cube.seconds[-1]):.2f} s, face in {int(cube.face_found.sum())})")
     print(f"regions    {attrs.get('region_scheme')}: {', '.join(cube.xai.regions)}")
     print(f"explainers {', '.join(cube.xai.explainers)}")
+    caution = range_caution(cube)
+    if caution:
+        print(f"caution    {caution}")
     print("highest attribution per pixel (summed over time):")
     print("\n".join(_top_lines(cube)))
     if "integrated_gradients_converged" in cube:
@@ -234,7 +238,7 @@ def cmd_explore(args) -> int:
     cube = open_cube(args.cube)
     explorer = Explorer(cube, args.video, method=args.method)
     path = explorer.save_html(args.out)
-    for message in explorer.messages:
+    for message in explorer.messages + explorer.cautions:
         print(f"note: {message}")
     print(f"explorer   {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser)")
     return 0
@@ -271,12 +275,22 @@ def cmd_landmarks(args) -> int:
     import numpy as np
 
     from .faces import track_faces
+    from .video import load_video, stream_video
 
-    faces = track_faces(args.video, detect_every=args.detect_every)
+    if args.max_frames is None:  # streamed: a long video never sits in memory
+        faces = track_faces(args.video, detect_every=args.detect_every)
+        # a second, light decode for the timestamps (tracking takes far longer)
+        timestamps = np.concatenate([chunk.timestamps for chunk in stream_video(args.video)])
+    else:
+        video = load_video(args.video, max_frames=args.max_frames)
+        faces, timestamps = track_faces(video, detect_every=args.detect_every), video.timestamps
     out = Path(args.out)
     with atomic_path(out) as partial:
+        # each row's time in seconds: lines up with the video without trusting a nominal rate
         np.savez_compressed(partial, landmarks=faces.landmarks, face_found=faces.face_found,
-                            confidence=faces.confidence, boxes=faces.boxes, n_faces=faces.n_faces)
+                            confidence=faces.confidence, boxes=faces.boxes, n_faces=faces.n_faces,
+                            timestamps=np.asarray(timestamps, dtype=np.float64),
+                            frame_size=np.asarray(faces.frame_size, dtype=np.int64))
     print(f"landmarks of {int(faces.face_found.sum())}/{len(faces)} frames written to {out}")
     return 0
 
@@ -322,7 +336,7 @@ def cmd_demo(args) -> int:
     figures = []
     for method in methods:
         figure = out_dir / f"{args.sample}_{method}"
-        region_time_heatmap(cube, method, value="density", path=figure)
+        region_time_heatmap(cube, method, path=figure)
         figures.append(figure.with_suffix(".png"))
     from .widgets import Explorer
 
@@ -362,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--stride", type=COUNT, default=8)
     explain.add_argument("--max-frames", type=COUNT, default=None, help="explain only the first N frames")
     explain.add_argument("--keep-pixels", action="store_true", help="store per-pixel maps for overlays")
-    explain.add_argument("--figure", default=None, type=FIGURE, help="also write the first method's region x time heatmap")
+    explain.add_argument("--figure", default=None, type=FIGURE,
+                         help="also write the first method's region x time heatmap (attribution per pixel, as in Python)")
     explain.set_defaults(func=cmd_explain)
 
     train = commands.add_parser("train", help="fine-tune a model on a manifest (video,participant,score,split)")
@@ -397,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     landmarks.add_argument("video")
     landmarks.add_argument("--out", default="landmarks.npz", type=output(".npz"))
     landmarks.add_argument("--detect-every", type=COUNT, default=15)
+    landmarks.add_argument("--max-frames", type=COUNT, default=None, help="track only the first N frames")
     landmarks.set_defaults(func=cmd_landmarks)
 
     samples = commands.add_parser("samples", help="synthetic sample videos")
@@ -445,10 +461,6 @@ def _add_evaluate(commands) -> None:
     evaluate.set_defaults(func=cmd_evaluate)
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
 def _parse(argv: list[str] | None):
     """The arguments; a usage mistake names what was wrong (an unknown option before the
     command is reported as such, not as a missing command)."""
@@ -469,13 +481,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        with warnings_as_lines():
+            return int(args.func(args) or 0)
     except ExpressoError as exc:
-        print(f"expresso-xai: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"expresso-xai: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # the file system refused: a read-only folder, a full disk, a locked file
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"expresso-xai: error: {where}{exc.strerror or _one_line(str(exc))}", file=sys.stderr)
+        print(f"expresso-xai: error: {where}{exc.strerror or one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("expresso-xai: interrupted", file=sys.stderr)

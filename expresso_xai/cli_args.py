@@ -1,5 +1,6 @@
 """The ``expresso-xai`` command's arguments, checked at the boundary: a bad value is one
 line naming it (``expresso-xai: error: ...``) and exit code 2, before any work starts.
+Warnings are one line each too (:func:`warnings_as_lines`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,11 @@ import argparse
 import math
 import sys
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import ExpressoWarning
 
 
 def number(kind, least=None, above=None):
@@ -94,4 +99,46 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"expresso-xai: error: {message}\n")
 
 
-__all__ = ["AMOUNT", "COUNT", "FIGURE", "INDEX", "SHARE", "Parser", "number", "output"]
+def one_line(message: str) -> str:
+    r"""``message`` on one line, its runs of white space (newlines too) made one space.
+
+    Example:
+        >>> one_line("no face in 3 frames;\n   they count as background")
+        'no face in 3 frames; they count as background'
+    """
+    return " ".join(message.split())
+
+
+@contextmanager
+def warnings_as_lines(stream=None):
+    r"""Inside, each distinct warning is written once, as one line on ``stream`` (default
+    stderr): ``expresso-xai: warning: ...``, instead of Python's two lines with the source
+    line that raised it. A warning raised again (every clip, every participant) is not
+    repeated; one not of ours names its category. The warning filters stay the user's.
+
+    Example:
+        >>> import io, warnings
+        >>> out = io.StringIO()
+        >>> with warnings_as_lines(out):
+        ...     for _ in range(3):
+        ...         warnings.warn("weights are\n untrained", ExpressoWarning)
+        >>> out.getvalue()
+        'expresso-xai: warning: weights are untrained\n'
+    """
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = one_line(str(message))
+        if not issubclass(category, ExpressoWarning):  # a library's: say whose kind it is
+            text = f"{category.__name__}: {text}"
+        if text not in shown:
+            shown.add(text)
+            print(f"expresso-xai: warning: {text}", file=stream or sys.stderr)
+
+    with warnings.catch_warnings():  # resets Python's once-per-place memory, restores showwarning
+        warnings.showwarning = show
+        yield
+
+
+__all__ = ["AMOUNT", "COUNT", "FIGURE", "INDEX", "SHARE", "Parser", "number", "one_line", "output",
+           "warnings_as_lines"]

@@ -3,6 +3,7 @@ model sees, one window at a time, with bounded memory."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -41,9 +42,10 @@ def iter_clips(
 
     Clips start at ``0, stride, 2*stride, ...``; when the last clip would stop short of
     the end, one more clip aligned to the last frame is added, so every frame is
-    covered. A video shorter than ``length`` gives one clip padded by repeating its
-    last frame (``Clip.n_valid`` says how many frames are real). When ``video`` is a
-    path the file is streamed and only about ``length + chunk_size`` frames are held.
+    covered when ``stride <= length`` (a longer stride skips the frames between clips).
+    A video shorter than ``length`` gives one clip padded by repeating its last frame
+    (``Clip.n_valid`` says how many frames are real). When ``video`` is a path the file
+    is streamed and only about ``length + chunk_size`` frames are held.
 
     Example:
         >>> import numpy as np, expresso_xai as ex
@@ -53,6 +55,9 @@ def iter_clips(
     """
     if length < 1 or stride < 1:
         raise VideoLayoutError(f"clip length and stride must be at least 1, got {length} and {stride}")
+    if not isinstance(video, (Video, str, os.PathLike)):
+        raise VideoLayoutError(f"iter_clips takes a Video or a video file's path, got {type(video).__name__}; "
+                               "make frames a video with Video.from_array(frames, fps)")
     chunks = [video] if isinstance(video, Video) else stream_video(video, chunk_size=chunk_size)
     buffer: np.ndarray | None = None  # frames not yet fully consumed
     stamps: np.ndarray | None = None  # their timestamps

@@ -9,10 +9,11 @@ line up with what the model saw.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from .errors import RegionError
+from .errors import RegionError, VideoLayoutError
 from .faces.facetrack import STABLE_POINTS, FaceTrack
 from .video import Video
 
@@ -53,6 +54,7 @@ class FaceCrop:
             centres at integer coordinates in both spaces).
         size: ``(height, width)`` of the model input.
         source_size: ``(height, width)`` of the source frames.
+        source: where the face track came from (shown by ``repr``), or ``None``.
 
     Build one with :meth:`from_track`. ``crop.apply(video)`` gives the model-input frames
     and ``crop.apply_landmarks(faces.landmarks)`` the landmarks in the same pixels.
@@ -70,6 +72,7 @@ class FaceCrop:
     size: tuple[int, int]
     source_size: tuple[int, int]
     params: dict = field(default_factory=dict)
+    source: str | None = None
 
     @classmethod
     def from_track(
@@ -108,7 +111,7 @@ class FaceCrop:
         matrices[:, 1, 1] = sy
         matrices[:, 0, 2] = -sx * (series[:, 0] - half_w) - 0.5
         matrices[:, 1, 2] = -sy * (series[:, 1] - half_h) - 0.5
-        return cls(matrices, size, faces.frame_size, {"margin": margin, "smoothing": smoothing})
+        return cls(matrices, size, faces.frame_size, {"margin": margin, "smoothing": smoothing}, faces.source)
 
     @classmethod
     def identity(cls, n_frames: int, frame_size: tuple[int, int]) -> "FaceCrop":
@@ -127,7 +130,25 @@ class FaceCrop:
 
     def __getitem__(self, index) -> "FaceCrop":
         """Crops of some frames (a slice or an index array, e.g. a clip's indices)."""
-        return FaceCrop(self.matrices[index], self.size, self.source_size, dict(self.params))
+        return FaceCrop(self.matrices[index], self.size, self.source_size, dict(self.params), self.source)
+
+    def __repr__(self) -> str:
+        """One line (never the matrices): frames, model-input size, and what is cropped.
+
+        Example:
+            >>> FaceCrop(np.tile(np.eye(2, 3), (16, 1, 1)), (112, 112), (360, 640), source="/data/a.mp4")
+            <FaceCrop 16 frames 112x112 from 'a.mp4' (640x360)>
+            >>> FaceCrop(np.tile(np.eye(2, 3), (16, 1, 1)), (112, 112), (360, 640))
+            <FaceCrop 16 frames 112x112 from 640x360 frames>
+            >>> FaceCrop.identity(3, (48, 64))
+            <FaceCrop 3 frames 64x48, no crop>
+        """
+        size = f"{self.size[1]}x{self.size[0]}"
+        if self.params.get("identity"):
+            return f"<FaceCrop {len(self)} frames {size}, no crop>"
+        frame = f"{self.source_size[1]}x{self.source_size[0]}"
+        source = f"{Path(self.source).name!r} ({frame})" if self.source else f"{frame} frames"
+        return f"<FaceCrop {len(self)} frames {size} from {source}>"
 
     def apply(self, video: Video | np.ndarray, interpolation: str = "area") -> np.ndarray:
         """Crop and resize frames ``(T, H, W, 3)`` to ``(T, h, w, 3)`` uint8.
@@ -135,6 +156,7 @@ class FaceCrop:
         Pixels outside the source frame are black.
 
         Raises:
+            VideoLayoutError: the frames are not ``(T, H, W, 3)`` uint8.
             RegionError: the crop and the frames differ in length, or the
                 interpolation (``"area"``, ``"linear"``, ``"cubic"``) is unknown.
 
@@ -145,10 +167,7 @@ class FaceCrop:
         """
         import cv2
 
-        frames = video.frames if isinstance(video, Video) else np.asarray(video)
-        if len(frames) != len(self):
-            raise RegionError(f"crop has {len(self)} frames, video has {len(frames)}; "
-                              "slice the crop with the clip's indices (crop[indices])")
+        frames = self._checked_frames(video)
         choices = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
         if interpolation not in choices:
             raise RegionError(f"unknown interpolation {interpolation!r}; choose one of {sorted(choices)}")
@@ -167,6 +186,26 @@ class FaceCrop:
             )
         return out
 
+    def _checked_frames(self, video) -> np.ndarray:
+        """The frames of ``video`` if they are ``(T, H, W, 1|3|4)`` uint8 of this crop's
+        length; else a typed error that says what they are. (The frame size is not
+        checked: a track read from a CSV without one only estimates it.)"""
+        if isinstance(video, Video):
+            frames = video.frames
+        else:
+            try:
+                frames = np.asarray(video)
+            except (TypeError, ValueError, RuntimeError) as exc:  # ragged lists, tensors that need grad
+                raise VideoLayoutError(f"frames must be a (T, H, W, 3) uint8 array, got {type(video).__name__}: "
+                                       f"{exc}") from None
+        if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4) or frames.dtype != np.uint8:
+            raise VideoLayoutError(f"frames must be (T, H, W, 3) uint8 RGB, got {frames.dtype} {frames.shape}; "
+                                   "Video.from_array(frames).frames converts other layouts and types")
+        if len(frames) != len(self):
+            raise RegionError(f"crop has {len(self)} frames, video has {len(frames)}; "
+                              "slice the crop with the clip's indices (crop[indices])")
+        return frames
+
     def apply_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
         """Map ``(T, K, 2)`` source-pixel points into model-input pixels.
 
@@ -175,9 +214,20 @@ class FaceCrop:
             >>> crop.apply_landmarks(np.array([[[1.0, 1.0]]])).tolist()
             [[[3.0, 2.0]]]
         """
-        points = np.asarray(landmarks, dtype=np.float64)
+        points = self._checked_points(landmarks)
         mapped = np.einsum("tij,tkj->tki", self.matrices[:, :, :2], points) + self.matrices[:, None, :, 2]
         return mapped.astype(np.float32)
+
+    def _checked_points(self, points) -> np.ndarray:
+        """``(T, K, 2)`` points as float64, ``T`` this crop's length; else a RegionError."""
+        try:
+            array = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError, RuntimeError):
+            array = None
+        if array is None or array.ndim != 3 or array.shape[2] != 2 or len(array) != len(self):
+            shape = "not numbers" if array is None else array.shape
+            raise RegionError(f"points must be (T, K, 2) (x, y) for the crop's {len(self)} frames, got {shape}")
+        return array
 
     def invert_points(self, points: np.ndarray) -> np.ndarray:
         """Map ``(T, K, 2)`` model-input points back to source pixels: the inverse of
@@ -188,7 +238,7 @@ class FaceCrop:
             >>> crop.invert_points(crop.apply_landmarks(np.array([[[1.0, 1.0]]]))).tolist()
             [[[1.0, 1.0]]]
         """
-        shifted = np.asarray(points, dtype=np.float64) - self.matrices[:, None, :, 2]
+        shifted = self._checked_points(points) - self.matrices[:, None, :, 2]
         return np.einsum("tij,tkj->tki", np.linalg.inv(self.matrices[:, :, :2]), shifted).astype(np.float32)
 
 

@@ -62,6 +62,11 @@ class NoFaceWarning(ExpressoWarning):
     """Some or all frames of a video have no face."""
 
 
+class OtherFacesWarning(ExpressoWarning):
+    """Faces other than the followed subject are in the video: only the subject is
+    tracked, and frames where it is out of view have no face (none is substituted)."""
+
+
 class ModelError(ExpressoError, ValueError):
     """A model cannot be driven as asked: wrong layout, output shape, target or layer."""
 
@@ -87,3 +92,8 @@ class CohortError(ExpressoError, ValueError):
     """A cohort cannot run or be analysed as asked: a manifest with a missing column, a
     bad or duplicated row, a store written with other settings or by something else, or
     an analysis asked of groups or regions the cohort does not have."""
+
+
+class OutputRangeWarning(ExpressoWarning):
+    """A model predicted outside the output range it declares (``VideoModel.output_range``):
+    it is used beyond what it was trained for, and its explanations describe that."""

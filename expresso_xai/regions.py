@@ -391,7 +391,18 @@ class RegionMap:
         )
 
     def __repr__(self) -> str:
-        return f"RegionMap({len(self)} frames, {self.shape[1]}x{self.shape[0]}, scheme={self.scheme!r})"
+        """One line: scheme, regions, frames, size, and the frames without a face if any.
+
+        Example:
+            >>> names = get_scheme("partition").names
+            >>> RegionMap(np.zeros((16, 112, 112), np.uint8), names, True, np.arange(16) > 1, np.arange(16),
+            ...           "partition")
+            <RegionMap 'partition' 12 regions 16 frames 112x112, 2 without a face>
+        """
+        missing = int(len(self) - np.count_nonzero(self.face_found))
+        faceless = f", {missing} without a face" if missing else ""
+        return (f"<RegionMap {self.scheme!r} {len(self.names)} regions {len(self)} frames "
+                f"{self.shape[1]}x{self.shape[0]}{faceless}>")
 
 
 def region_map(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import numbers
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -22,13 +23,12 @@ from typing import Iterator, Union
 
 import numpy as np
 
-from .errors import TruncatedVideoWarning, VideoLayoutError, VideoReadError, VideoTimingWarning
+from .errors import TruncatedVideoWarning, VideoLayoutError, VideoReadError
+from .mp4 import DEFAULT_FPS, checked_rate, rate_from_timestamps, read_timing
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-
-DEFAULT_FPS = 25.0
 
 
 @dataclass(eq=False)
@@ -37,12 +37,14 @@ class Video:
 
     Attributes:
         frames: ``(T, H, W, 3)`` uint8 RGB.
-        fps: frames per second (nominal rate of the container).
+        fps: frames per second: the container's nominal rate, or the rate its timestamps
+            step at when they disagree with it.
         timestamps: ``(T,)`` float64 seconds of each frame, from the container when it
             gives them, else ``index / fps``.
         source: the file the frames came from, or ``None`` for an array.
         start: index in the source of the first frame (non-zero for streamed chunks).
-        n_frames_expected: the frame count the container announced (``None`` if unknown).
+        n_frames_expected: the frame count the container announced, or the frames its
+            edit list shows (``None`` if unknown).
 
     Example:
         >>> import numpy as np, expresso_xai as ex
@@ -60,24 +62,22 @@ class Video:
     _hash: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        frames = np.asarray(self.frames)
+        frames, name = np.asarray(self.frames), self.source or "array"
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise VideoLayoutError(
-                f"Video.frames must be (T, H, W, 3) uint8 RGB, got {frames.dtype} "
-                f"{frames.shape}; build videos with Video.from_array(), which converts"
-            )
+            raise VideoLayoutError(f"Video.frames must be (T, H, W, 3) uint8 RGB, got {frames.dtype} {frames.shape}; "
+                                   "build videos with Video.from_array(), which converts")
         if frames.shape[0] == 0:
-            raise VideoReadError(f"{self.source or 'array'}: video has zero frames")
+            raise VideoReadError(f"{name}: video has zero frames")
         self.frames = frames
-        if not (self.fps and math.isfinite(self.fps) and self.fps > 0):
-            raise VideoLayoutError(f"{self.source or 'array'}: fps must be a positive number, got {self.fps!r}")
+        self.fps = _checked_fps(self.fps, name)
         if self.timestamps is None:
             self.timestamps = (self.start + np.arange(len(frames))) / float(self.fps)
-        self.timestamps = np.asarray(self.timestamps, dtype=np.float64)
+        try:
+            self.timestamps = np.asarray(self.timestamps, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise VideoLayoutError(f"{name}: timestamps must be numbers (seconds)") from None
         if self.timestamps.shape != (len(frames),):
-            raise VideoLayoutError(
-                f"{self.source or 'array'}: timestamps must have shape ({len(frames)},), got {self.timestamps.shape}"
-            )
+            raise VideoLayoutError(f"{name}: timestamps must have shape ({len(frames)},), got {self.timestamps.shape}")
 
     # --- construction -------------------------------------------------------------
     @classmethod
@@ -92,8 +92,9 @@ class Video:
         """Make a video from an array of frames.
 
         Accepts ``(T, H, W)`` grayscale, ``(T, H, W, 1)``, ``(T, H, W, 3)`` and
-        ``(T, H, W, 4)`` (alpha dropped), uint8 or float in ``[0, 1]``. ``channel_order``
-        says whether colour frames are ``"RGB"`` (default) or ``"BGR"`` (as from OpenCV).
+        ``(T, H, W, 4)`` (alpha dropped), uint8, integers in ``[0, 255]`` or floats in
+        ``[0, 1]`` (times 255, rounded). ``channel_order`` says whether colour frames are
+        ``"RGB"`` (default) or ``"BGR"`` (as from OpenCV).
         A channels-first array such as ``(T, 3, H, W)`` is refused with a hint, and so is
         one colour image ``(H, W, 3)`` (it would become H frames of W × 3 pixels): use
         :meth:`from_image` or ``image[None]``.
@@ -108,44 +109,32 @@ class Video:
             ...
             expresso_xai.errors.VideoLayoutError: array: shape (64, 48, 3) is one colour image, not frames ...
         """
-        frames = np.asarray(frames)
         name = source or "array"
+        fps = _checked_fps(fps, name)
+        try:
+            frames = np.asarray(frames)
+        except (ValueError, TypeError, RuntimeError) as exc:  # ragged lists, tensors that need grad
+            raise VideoLayoutError(f"{name}: frames must be one array (T, H, W[, C]), got {type(frames).__name__}: "
+                                   f"{exc}") from None
         if frames.ndim == 3 and frames.shape[-1] in (3, 4) and min(frames.shape[:2]) > 4:
-            raise VideoLayoutError(
-                f"{name}: shape {frames.shape} is one colour image, not frames (T, H, W): use "
-                "Video.from_image(image) or Video.from_array(image[None]) for a one-frame video"
-            )
+            raise VideoLayoutError(f"{name}: shape {frames.shape} is one colour image, not frames (T, H, W): use "
+                                   "Video.from_image(image) or Video.from_array(image[None]) for a one-frame video")
         if frames.ndim == 3:
             frames = frames[..., None]
         if frames.ndim != 4:
-            raise VideoLayoutError(
-                f"{name}: frames must be (T, H, W) or (T, H, W, C); got shape {frames.shape}"
-            )
+            raise VideoLayoutError(f"{name}: frames must be (T, H, W) or (T, H, W, C); got shape {frames.shape}")
         if frames.shape[-1] not in (1, 3, 4):
             if frames.shape[1] in (1, 3, 4):
-                raise VideoLayoutError(
-                    f"{name}: frames of shape {frames.shape} look channels-first "
-                    "(T, C, H, W); pass frames.transpose(0, 2, 3, 1) for (T, H, W, C)"
-                )
-            raise VideoLayoutError(
-                f"{name}: last axis must be 1, 3 or 4 channels; got shape {frames.shape}"
-            )
-        if frames.dtype != np.uint8:
-            if np.issubdtype(frames.dtype, np.floating):
-                if not np.isfinite(frames).all():
-                    raise VideoLayoutError(f"{name}: frames contain NaN or infinity")
-                if frames.min() < 0 or frames.max() > 1:
-                    raise VideoLayoutError(
-                        f"{name}: float frames must lie in [0, 1]; got range "
-                        f"[{frames.min():.3g}, {frames.max():.3g}] (convert to uint8 first)"
-                    )
-                frames = np.round(frames * 255).astype(np.uint8)
-            elif np.issubdtype(frames.dtype, np.integer) and frames.min() >= 0 and frames.max() <= 255:
-                frames = frames.astype(np.uint8)
-            else:
-                raise VideoLayoutError(f"{name}: unsupported frame dtype {frames.dtype}")
+                raise VideoLayoutError(f"{name}: frames of shape {frames.shape} look channels-first (T, C, H, W); "
+                                       "pass frames.transpose(0, 2, 3, 1) for (T, H, W, C)")
+            raise VideoLayoutError(f"{name}: last axis must be 1, 3 or 4 channels; got shape {frames.shape}")
+        if 0 in frames.shape[1:3]:
+            raise VideoLayoutError(f"{name}: frames of shape {frames.shape} have no pixels")
+        if frames.shape[0] == 0:
+            raise VideoReadError(f"{name}: video has zero frames")
+        frames = _as_uint8(frames, name)
         frames = _to_rgb(frames, channel_order)
-        return cls(np.ascontiguousarray(frames), float(fps), source=source)
+        return cls(np.ascontiguousarray(frames), fps, source=source)
 
     @classmethod
     def from_image(cls, image: np.ndarray, fps: float = DEFAULT_FPS, *, source: str | None = None,
@@ -228,10 +217,20 @@ class Video:
         return self._hash
 
     def __repr__(self) -> str:
-        return (
-            f"Video({self.n_frames} frames, {self.width}x{self.height}, {self.fps:g} fps, "
-            f"start={self.start}, source={self.source!r})"
-        )
+        """One line: the file's name, frames (and where a piece starts), size, rate, seconds.
+
+        Example:
+            >>> import numpy as np
+            >>> video = Video(np.zeros((98, 360, 640, 3), np.uint8), 24, source="/data/a.mp4")
+            >>> video
+            <Video 'a.mp4' 98 frames 640x360 @ 24 fps, 4.1 s>
+            >>> video[10:26]
+            <Video 'a.mp4' 16 frames from frame 10, 640x360 @ 24 fps, 0.7 s>
+        """
+        name = repr(Path(self.source).name) if self.source else "array"
+        start = f" from frame {self.start}," if self.start else ""
+        return (f"<Video {name} {self.n_frames} frames{start} {self.width}x{self.height} @ {self.fps:.4g} fps, "
+                f"{self.duration:.1f} s>")
 
 
 class FrameHasher:
@@ -270,6 +269,36 @@ class FrameHasher:
         return digest.hexdigest()
 
 
+def _as_uint8(frames: np.ndarray, name: str) -> np.ndarray:
+    """Frames of uint8, integers in [0, 255] or floats in [0, 1] (scaled by 255, rounded)
+    as uint8; anything else refused, saying what it is."""
+    if frames.dtype == np.uint8:
+        return frames
+    if np.issubdtype(frames.dtype, np.floating):
+        if not np.isfinite(frames).all():
+            raise VideoLayoutError(f"{name}: frames contain NaN or infinity")
+        if frames.min() < 0 or frames.max() > 1:
+            raise VideoLayoutError(f"{name}: float frames must lie in [0, 1]; got range "
+                                   f"[{frames.min():.3g}, {frames.max():.3g}] (convert to uint8 first)")
+        return np.round(frames.astype(np.float64) * 255).astype(np.uint8)  # float16 would round 255 x wrongly
+    if np.issubdtype(frames.dtype, np.integer):
+        if frames.min() < 0 or frames.max() > 255:
+            raise VideoLayoutError(f"{name}: integer frames must lie in [0, 255]; got range "
+                                   f"[{frames.min()}, {frames.max()}] (scale them to uint8 first)")
+        return frames.astype(np.uint8)
+    raise VideoLayoutError(f"{name}: unsupported frame dtype {frames.dtype}; give uint8, integers in [0, 255] or "
+                           "floats in [0, 1] (a bool mask: mask.astype(np.uint8) * 255)")
+
+
+def _checked_fps(fps, name: str) -> float:
+    """``fps`` as a float, if it is a finite positive number (not a bool, not a string)."""
+    fps = fps.item() if isinstance(fps, np.ndarray) and fps.ndim == 0 else fps
+    if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real) or not (
+            math.isfinite(fps) and fps > 0):
+        raise VideoLayoutError(f"{name}: fps must be a positive number of frames per second, got {fps!r}")
+    return float(fps)
+
+
 def _to_rgb(frames: np.ndarray, channel_order: str = "BGR") -> np.ndarray:
     """Convert ``(..., H, W, C)`` frames with 1, 3 or 4 channels to 3-channel RGB."""
     channels = frames.shape[-1]
@@ -284,25 +313,6 @@ def _to_rgb(frames: np.ndarray, channel_order: str = "BGR") -> np.ndarray:
 
 
 # --- decoding ---------------------------------------------------------------------
-
-
-def _checked_rate(path: Path, fps: float) -> tuple[float, bool]:
-    """The frame rate to use, and whether timestamps must come from it: the container's
-    rate, unless its timing table gives frames a duration of 0 (OpenCV's rate is then
-    wrong, e.g. 0.52 fps); then the table's typical frame duration, with a warning."""
-    from .mp4 import frame_durations
-
-    timing = frame_durations(path)
-    if timing is None or not (timing[1] == 0).any():
-        return fps, False
-    timescale, durations = timing
-    steps = durations[durations > 0]
-    rate = timescale / float(np.median(steps)) if steps.size else DEFAULT_FPS
-    warnings.warn(f"{path}: {int((durations == 0).sum())} of {len(durations)} frames have a duration of 0 in the "
-                  f"container's timing table, so its frame rate ({fps:.3g} fps) cannot be trusted; using {rate:g} fps"
-                  + ("" if steps.size else " (the default)") + " and evenly spaced timestamps",
-                  VideoTimingWarning, stacklevel=4)
-    return rate, True
 
 
 class _Decoder:
@@ -322,17 +332,22 @@ class _Decoder:
         self.capture = cv2.VideoCapture(name, cv2.CAP_FFMPEG)
         if not self.capture.isOpened():
             self.capture.release()
-            raise VideoReadError(
-                f"{name}: not a video OpenCV can decode (unknown container or codec, "
-                "or not a video at all)"
-            )
+            raise VideoReadError(f"{name}: not a video OpenCV can decode (unknown container or codec, "
+                                 "or not a video at all)")
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         if not (math.isfinite(fps) and fps > 0):
             log.warning("%s: container gives no frame rate; assuming %g fps", name, DEFAULT_FPS)
             fps = DEFAULT_FPS
-        self.fps, self.stamps_from_rate = _checked_rate(self.path, fps)
+        self.timing = timing = read_timing(self.path)
+        self.fps, self.stamps_from_rate = checked_rate(self.path, fps, timing)
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.n_frames_expected = count if count > 0 else None
+        self.expected_from = "its header announces"
+        shown = timing.n_shown() if timing is not None else None
+        if shown is not None and shown != len(timing.durations):
+            # An edit list hides stored frames: a player shows only the others, and so does FFmpeg.
+            self.n_frames_expected = shown
+            self.expected_from = f"its edit list shows (of {len(timing.durations)} stored)"
         self.n_read = 0
         self._last_ts = -math.inf
 
@@ -378,8 +393,8 @@ class _Decoder:
         expected = self.n_frames_expected
         if expected is not None and self.n_read < expected:
             warnings.warn(
-                f"{name}: decoded {self.n_read} of the {expected} frames its header "
-                "announces; the file looks truncated, the frames read are returned",
+                f"{name}: decoded {self.n_read} of the {expected} frames {self.expected_from}; "
+                "the file looks truncated, the frames read are returned",
                 TruncatedVideoWarning,
                 stacklevel=3,
             )
@@ -403,8 +418,9 @@ def stream_video(
         >>> [len(chunk) for chunk in ex.stream_video(path, chunk_size=100, max_frames=250)]
         [100, 100, 50]
     """
-    if chunk_size < 1:
-        raise VideoLayoutError(f"chunk_size must be a whole number of at least 1, got {chunk_size!r}")
+    for value, what in ((chunk_size, "chunk_size"), (1 if max_frames is None else max_frames, "max_frames")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise VideoLayoutError(f"{what} must be a whole number of at least 1, got {value!r}")
     decoder = _Decoder(path)
     start = 0
     exhausted = False
@@ -420,6 +436,8 @@ def stream_video(
                 frames.append(item[0])
                 stamps.append(item[1])
             if frames:
+                if start == 0 and decoder.timing is None:  # no timing table: the first frames tell the rate
+                    decoder.fps = rate_from_timestamps(np.asarray(stamps), decoder.fps, source=path)
                 shapes = {f.shape for f in frames}
                 if len(shapes) > 1:
                     raise VideoReadError(f"{path}: frame size changes inside the video {shapes}")

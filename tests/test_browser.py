@@ -452,3 +452,98 @@ def test_an_evaluation_without_curves_shows_only_the_table(browser, tmp_path):
         assert not errors, errors
     finally:
         page.close()
+
+
+# --- 4. what a page shows of names it did not choose -------------------------------------
+
+SCRIPT_IN_NAME = "</script><script>window.__pwned=1</script>"
+IMG_IN_NAME = '<img src=x onerror="window.__pwned=1">'
+BOLD_IN_NAME = "<b>bold</b>"  # markup plotly itself would draw (as bold text) in its labels
+
+
+def _cube_with_markup_everywhere():
+    """An example cube whose explainers, two regions, model, video file and other attrs
+    carry markup, and whose model predicted outside its declared range (a caution)."""
+    from expresso_xai.cube.views import range_caution
+    from expresso_xai.testing import example_cube
+
+    explainers = [f"gradcam{SCRIPT_IN_NAME}{BOLD_IN_NAME}", f"saliency{IMG_IN_NAME}"]
+    cube = example_cube(explainers=explainers, pixels=True)
+    renamed = {"mouth": f"mouth{SCRIPT_IN_NAME}", "nose": f"nose{IMG_IN_NAME}", "jaw": f"jaw{BOLD_IN_NAME}"}
+    cube = cube.assign_coords(region=[renamed.get(r, r) for r in cube.region.values.tolist()])
+    cube = cube.assign_coords(clip=[0]).assign(clip_start=("clip", [0]), clip_prediction=("clip", [99.0]),
+                                               prediction_out_of_range=("clip", [True]))
+    cube = cube.assign_attrs(model_name=f"model{SCRIPT_IN_NAME}{IMG_IN_NAME}",
+                             video_source=f"/videos/clip{IMG_IN_NAME}.mp4", model_output_range="[0, 63]",
+                             region_scheme=f"partition{SCRIPT_IN_NAME}", model_weights=IMG_IN_NAME)
+    assert range_caution(cube)
+    return cube, explainers, list(renamed.values())
+
+
+def test_markup_in_every_name_shows_as_text_and_runs_nothing(browser, tmp_path):
+    """Names, file names and attrs with </script> and <img onerror> in the standalone
+    page: nothing runs, no element is made of them, and each shows as written."""
+    from expresso_xai.cube.views import range_caution
+
+    cube, explainers, regions = _cube_with_markup_everywhere()
+    path = ex.widgets.Explorer(cube).save_html(tmp_path / "markup.html")
+    errors: list = []
+    page = new_page(browser, errors)
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    try:
+        open_explorer(page, path)
+        title = f"model{SCRIPT_IN_NAME}{IMG_IN_NAME} on clip{IMG_IN_NAME}.mp4"
+        shown = page.evaluate("""() => ({
+            pwned: typeof window.__pwned, images: document.querySelectorAll('img').length,
+            scripts: document.querySelectorAll('script').length, title: document.title,
+            header: document.querySelector('.xe-title').textContent,
+            options: [...document.querySelectorAll('.xe-method option')].map(o => o.textContent),
+            captions: [...document.querySelectorAll('.xe-compare-item figcaption')].map(c => c.textContent),
+            agreement: [...document.querySelectorAll('.xe-agreement-table tr:first-child th')].map(t => t.textContent),
+            plotTitle: document.querySelector('.xe-heatmap .gtitle').textContent,
+            legend: [...document.querySelectorAll('.xe-series .legendtext')].map(t => t.textContent),
+            caution: [...document.querySelectorAll('.xe-caution')].map(c => c.textContent),
+        })""")
+        assert shown["pwned"] == "undefined" and shown["images"] == 0 and shown["scripts"] == 3, shown
+        assert shown["title"] == shown["header"] == title
+        assert shown["options"] == explainers and shown["agreement"][1:] == explainers
+        assert [caption.split(" · ")[0] for caption in shown["captions"]] == explainers
+        assert shown["plotTitle"].startswith(f"{explainers[0]}: density")
+        assert set(regions) <= set(heatmap_rows(page)[1]) and set(regions) <= set(shown["legend"])
+        assert shown["caution"] == [f"Caution: {range_caution(cube)}"]
+        # a click on a row with markup in its name picks that region, named as written
+        click_heatmap_cell(page, 5, regions[0])
+        page.wait_for_function("() => document.querySelector('.xe-frame-label').dataset.frame === '5'", timeout=5000)
+        assert page.text_content(".xe-region-label").startswith(f"{regions[0]}: ")
+        page.locator(".xe").screenshot(path=ARTIFACTS / "markup_in_names.png")
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_a_frame_without_a_face_has_no_top_region(browser, tmp_path):
+    """Frame 3 of the example cube has no face: all its pixels are background, so no
+    facial region can top it (its zeros would put right_eye, the first row, on top)."""
+    from expresso_xai.testing import example_cube
+
+    path = ex.widgets.Explorer(example_cube(pixels=True), value="attribution").save_html(tmp_path / "noface.html")
+    errors: list = []
+    page = new_page(browser, errors)
+    try:
+        open_explorer(page, path)
+        labels = {}
+        for frame in (2, 3, 4):
+            page.fill(".xe-slider", str(frame))
+            page.wait_for_function(f"() => document.querySelector('.xe-frame-label').dataset.frame === '{frame}'",
+                                   timeout=5000)
+            labels[frame] = (page.text_content(".xe-region-label"),
+                             page.eval_on_selector_all(".xe-compare-item figcaption", "cs => cs.map(c => c.textContent)"))
+        assert labels[3][0].startswith("top region: none (no face in this frame)"), labels[3]
+        assert all(caption.endswith("top: none (no face in this frame)") for caption in labels[3][1]), labels[3]
+        for frame in (2, 4):  # the planted signal is in the mouth
+            assert labels[frame][0].startswith("top region: mouth"), labels[frame]
+            assert all(caption.endswith("top: mouth") for caption in labels[frame][1]), labels[frame]
+        assert not errors, errors
+    finally:
+        page.close()

@@ -144,12 +144,24 @@ def test_gradcam_saliency_and_ig_equal_direct_captum_calls(clip_video, clip_face
 def test_gradient_methods_share_one_forward_backward_pass(clip_video, clip_faces):
     import json
 
-    model = ex.models.wrap(small_cnn(), input_size=SIZE)
+    net = small_cnn()
+    calls = {"forward": 0, "backward": 0}
+    net.register_forward_hook(lambda *_: calls.__setitem__("forward", calls["forward"] + 1))
+    net.register_full_backward_hook(lambda *_: calls.__setitem__("backward", calls["backward"] + 1))
+    model = ex.models.wrap(net, input_size=SIZE)
     cube = ex.explain(model, clip_video, faces=clip_faces, methods=["gradcam", "saliency", "input_x_gradient"],
                       stride=16, progress=False)
     passes = json.loads(cube.attrs["passes"])
     assert passes["shared_gradient"] == 1
     assert passes["gradcam"] == passes["saliency"] == passes["input_x_gradient"] == 0
+    # the one clip's forward gives the prediction and the gradients: no other pass at all
+    # (wrapping checks the model on a probe input once, before the run)
+    before = dict(calls)
+    again = ex.explain(model, clip_video, faces=clip_faces, methods=["gradcam", "saliency", "input_x_gradient"],
+                       stride=16, progress=False)
+    assert {key: calls[key] - before[key] for key in calls} == {"forward": 1, "backward": 1}
+    np.testing.assert_array_equal(again.attribution.values, cube.attribution.values)
+    assert float(again.prediction[0]) == float(cube.prediction[0])
 
 
 def test_region_sums_add_up_to_the_pixel_total(clip_video, clip_faces):

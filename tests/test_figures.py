@@ -49,13 +49,13 @@ def test_heatmap_saves_png_and_pdf_when_the_path_has_no_suffix(tmp_path, cube):
     png, pdf = tmp_path / "heatmap.png", tmp_path / "heatmap.pdf"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:5] == b"%PDF-"
-    assert figure.axes[0].get_title(loc="left") == "gradcam: attribution by region and time (demo)"
+    assert figure.axes[0].get_title(loc="left") == "gradcam: attribution per pixel (density) by region and time (demo)"
     region_time_heatmap(cube, "gradcam", path=tmp_path / "only.pdf")
     assert (tmp_path / "only.pdf").exists() and not (tmp_path / "only.png").exists()
 
 
 def test_heatmap_rows_are_the_regions_with_background_last(cube):
-    figure = region_time_heatmap(cube, "gradcam")
+    figure = region_time_heatmap(cube, "gradcam", value="attribution")
     axis = figure.axes[0]
     labels = [label.get_text() for label in axis.get_yticklabels()]
     assert len(labels) == len(PARTITION_REGIONS)
@@ -70,7 +70,7 @@ def test_heatmap_rows_are_the_regions_with_background_last(cube):
 
 
 def test_signed_values_get_symmetric_limits_and_a_diverging_map(cube):
-    figure = region_time_heatmap(cube, "gradcam")
+    figure = region_time_heatmap(cube, "gradcam", value="attribution")
     low, high = _image(figure).get_clim()
     assert low == -high
     assert high == pytest.approx(np.abs(cube["attribution"].sel(explainer="gradcam")).max().item())

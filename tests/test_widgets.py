@@ -52,13 +52,13 @@ def test_initial_state_and_selection():
     explorer.method = "saliency"
     explorer.seek(9)
     assert (explorer.frame, explorer.method) == (9, "saliency")
-    current = explorer.current()
+    current = explorer.current()  # attribution per pixel, the default (as in figures)
     expected = cube.attribution.sel(explainer="saliency", time=9).values
-    np.testing.assert_allclose(current.values, expected, rtol=1e-6)
-    assert current.index.tolist() == cube.region.values.tolist()
-    explorer.value = "density"
     density = expected / cube.region_area.sel(time=9).values
-    np.testing.assert_allclose(explorer.current().values, density, rtol=1e-6)
+    np.testing.assert_allclose(current.values, density, rtol=1e-6)
+    assert current.index.tolist() == cube.region.values.tolist()
+    explorer.value = "attribution"
+    np.testing.assert_allclose(explorer.current().values, expected, rtol=1e-6)
 
 
 def test_state_changes_are_observable():

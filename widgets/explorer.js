@@ -37,6 +37,7 @@
  * @property {[number, number]} display       the player canvas (height, width)
  * @property {{diverging: number[][], sequential: number[][]}} luts  256 [r, g, b] each
  * @property {string[]} messages              what is missing and how to get it
+ * @property {string[]} cautions              what the numbers must be read with (cube.views.range_caution)
  * @property {Evaluation|null} evaluation     null without an evaluation dataset
  *
  * @typedef {object} Overlay
@@ -92,6 +93,7 @@
  *   explainer -> kind -> the random order's band, or null
  */
 
+const NO_FACE_TOP = "none (no face in this frame)";
 const SYNC_INTERVAL_MS = 250; // while playing, tell the kernel the frame at most this often
 const PLOT_WIDTH = 640;
 const PLOT_CONFIG = { displaylogo: false, responsive: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
@@ -179,6 +181,12 @@ function select(cls, options, current) {
     node.append(option);
   }
   return node;
+}
+
+/** A name as plotly text: plotly reads a subset of HTML in labels and drops other tags,
+ * so "<", ">" and "&" go as entities and the name shows as written. */
+function plotText(text) {
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 function listen(node, event, f) {
@@ -369,7 +377,10 @@ function createView(model, shared, root) {
   return view;
 }
 
+/** The face region with the highest value at column i; on a frame without a face its
+ * regions have no pixels, and the "top" of their zeros would be a made-up answer. */
 function topRegion(view, name, i) {
+  if (!view.data.face_found[i]) return NO_FACE_TOP;
   const rows = view.rows(name);
   let best = -1;
   let bestValue = -Infinity;
@@ -469,7 +480,8 @@ function createControls(view) {
 }
 
 function createMessages(data) {
-  const node = h("div", { class: "xe-messages" }, ...data.messages.map((text) => h("div", { class: "xe-message", text })));
+  const node = h("div", { class: "xe-messages" }, ...data.messages.map((text) => h("div", { class: "xe-message", text })),
+    ...data.cautions.map((text) => h("div", { class: "xe-message xe-caution", text })));
   const error = (text) => node.append(h("div", { class: "xe-message xe-error", text }));
   return { node, update() {}, dispose() {}, error };
 }
@@ -662,7 +674,7 @@ function pick(view, event) {
   if (!point) return;
   const i = view.shared.position.get(Number(point.x));
   if (i === undefined) return;
-  view.model.set("region", typeof point.y === "string" ? point.y : point.data.name);
+  view.model.set("region", typeof point.y === "string" ? point.y : point.data.meta.region);
   view.seek(i);
 }
 
@@ -733,8 +745,9 @@ function heatmapFigure(view) {
   };
   // the right margin holds the colour bar and its tick labels
   const layout = plotLayout(view, { height: 40 + 22 * data.regions.length + 45,
-    margin: { l: 90, r: 90, t: 30, b: 45 }, title: `${name}: ${model.get("value")} by region and frame` });
-  layout.yaxis = { autorange: "reversed", fixedrange: true, tickfont: { size: 11 } };
+    margin: { l: 90, r: 90, t: 30, b: 45 }, title: `${plotText(name)}: ${model.get("value")} by region and frame` });
+  layout.yaxis = { autorange: "reversed", fixedrange: true, tickfont: { size: 11 },
+    tickmode: "array", tickvals: data.regions, ticktext: data.regions.map(plotText) };
   return { data: [trace], layout };
 }
 
@@ -755,11 +768,11 @@ function seriesFigure(view) {
   const { data, model } = view;
   const rows = view.rows(model.get("method"));
   const traces = data.regions.map((region, r) => ({
-    type: "scatter", mode: "lines", x: data.times, y: rows[r], name: region,
+    type: "scatter", mode: "lines", x: data.times, y: rows[r], name: plotText(region), meta: { region },
     line: { color: data.colours[region] === "#000000" ? "#777777" : data.colours[region], width: lineStyle(view, region).width },
     opacity: lineStyle(view, region).opacity,
     visible: region === "background" ? "legendonly" : true,
-    hovertemplate: `${region}<br>frame %{x}: %{y:.4g}<extra></extra>`,
+    hovertemplate: "%{fullData.name}<br>frame %{x}: %{y:.4g}<extra></extra>",
   }));
   // the right margin holds the legend
   const layout = plotLayout(view, { height: 320, margin: { l: 60, r: 120, t: 28, b: 40 },

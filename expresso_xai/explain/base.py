@@ -125,9 +125,13 @@ class ClipContext:
         return self.cache[key]
 
     def output(self, x=None):
-        """Target output for a batch (no gradient), checked for shape and NaN."""
+        """Target output for a batch (no gradient), checked for shape and NaN. At the
+        clip's own input it is the output :func:`prepare_clip` already computed (no
+        second forward for it)."""
         import torch
 
+        if x is None and "output" in self.cache:
+            return self.cache["output"][:, self.target]
         with torch.no_grad():
             out = self.model(self.x if x is None else x)
         check_output(out, self.model, self.target)
@@ -216,42 +220,55 @@ class Method:
         return out
 
 
-def shared_gradients(ctx: ClipContext) -> dict:
-    """One forward and one backward pass of the target output, giving the gradient at
-    the input and, when the engine set ``ctx.gradient_layer``, that layer's activation
-    and gradient. Cached on the clip, so every gradient-sharing method uses one pass.
-    """
+def graph_forward(model, x, layer=None) -> dict:
+    """One forward of ``x`` with autograd recording: ``{"x": the input leaf that requires
+    grad, "output": out, "activation": the layer's output or None}`` (the graph kept
+    for one backward)."""
     import torch
 
-    if "gradients" in ctx.cache:
-        return ctx.cache["gradients"]
-    x = ctx.x.detach().clone().requires_grad_(True)
+    leaf = x.detach().clone().requires_grad_(True)
     captured: dict = {}
     handle = None
-    if ctx.gradient_layer is not None:
+    if layer is not None:
         def hook(_module, _inputs, output):
             if not isinstance(output, torch.Tensor):
                 raise ModelError(f"the Grad-CAM layer returns {type(output).__name__}, not a tensor")
             captured["activation"] = output
 
-        handle = ctx.gradient_layer.register_forward_hook(hook)
+        handle = layer.register_forward_hook(hook)
     try:
         with torch.enable_grad():
-            out = ctx.model(x)
-            check_output(out, ctx.model, ctx.target)
-            # autograd.grad, not backward() with a hook on the activation: a tensor hook
-            # closing over the activation is a reference cycle through autograd's C++
-            # graph that Python's collector cannot see, and it kept every clip's graph
-            # alive (about 20 MB a clip at 112 px). It also leaves the parameters' .grad alone.
-            wanted = [x] + ([captured["activation"]] if "activation" in captured else [])
-            gradients = torch.autograd.grad(out[:, ctx.target].sum(), wanted, allow_unused=True)
+            out = model(leaf)
     finally:
         if handle is not None:
             handle.remove()
+    return {"x": leaf, "output": out, "activation": captured.get("activation")}
+
+
+def shared_gradients(ctx: ClipContext) -> dict:
+    """One forward and one backward pass of the target output, giving the gradient at
+    the input and, when the engine set ``ctx.gradient_layer``, that layer's activation
+    and gradient. Cached on the clip, so every gradient-sharing method uses one pass;
+    the forward is the one :func:`prepare_clip` recorded when it kept the graph.
+    """
+    import torch
+
+    if "gradients" in ctx.cache:
+        return ctx.cache["gradients"]
+    forward = ctx.cache.pop("graph", None) or graph_forward(ctx.model, ctx.x, ctx.gradient_layer)
+    out = forward["output"]
+    check_output(out, ctx.model, ctx.target)
+    # autograd.grad, not backward() with a hook on the activation: a tensor hook closing
+    # over the activation is a reference cycle through autograd's C++ graph that Python's
+    # collector cannot see, and it kept every clip's graph alive (about 20 MB a clip at
+    # 112 px). It also leaves the parameters' .grad alone.
+    wanted = [forward["x"]] + ([forward["activation"]] if forward["activation"] is not None else [])
+    with torch.enable_grad():
+        gradients = torch.autograd.grad(out[:, ctx.target].sum(), wanted, allow_unused=True)
     result = {
         "input_gradient": gradients[0].detach(),
         "output": out.detach(),
-        "activation": captured["activation"].detach() if "activation" in captured else None,
+        "activation": forward["activation"].detach() if forward["activation"] is not None else None,
         "layer_gradient": gradients[1].detach() if len(gradients) > 1 and gradients[1] is not None else None,
     }
     ctx.cache["gradients"] = result

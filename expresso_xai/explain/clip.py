@@ -19,7 +19,7 @@ from ..crop import FaceCrop
 from ..errors import ExpressoError, MethodError, ModelError
 from ..faces import FaceTrack
 from ..regions import RegionMap, get_scheme, region_map
-from .base import ClipContext, Method, MethodResult, check_output, get_method
+from .base import ClipContext, Method, MethodResult, check_output, get_method, graph_forward
 
 
 def check_target(target) -> None:
@@ -91,7 +91,7 @@ def gradient_layer(model, methods: dict[str, Method], device="cpu"):
 
 def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, regions="partition", *,
                  target=None, frame_indices=None, timestamps=None, device="cpu", seed: int = 0,
-                 batch_size: int | None = None, gradient_layer=None) -> ClipContext:
+                 batch_size: int | None = None, gradient_layer=None, keep_graph: bool = False) -> ClipContext:
     """One clip of source frames, ready to be explained: cropped like the landmarks, its
     region map at the model's input, preprocessed, run once through the model (checked
     for shape and NaN) and its target resolved.
@@ -106,6 +106,10 @@ def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, re
         frame_indices, timestamps: the frames' indices in the video and their seconds.
         device, seed, batch_size, gradient_layer: passed to the methods (see
             :class:`ClipContext`).
+        keep_graph: run the clip's one forward with autograd recording and keep it, so
+            that the gradient methods' shared pass is only its backward (``explain``
+            sets it when a method shares the gradient): the prediction costs no pass
+            of its own.
 
     Example:
         >>> from expresso_xai.testing import clip_inputs
@@ -124,14 +128,21 @@ def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, re
     landmarks = crop.apply_landmarks(faces.landmarks)  # in model-input pixels
     model.prepare_clip(landmarks)
     x = model.preprocess(model_frames, device)
-    with torch.no_grad(), _failures_named(f"{model.name} failed on frames {indices[0]}-{indices[-1]}", ModelError):
-        out = model(x)
+    cache = {}
+    with _failures_named(f"{model.name} failed on frames {indices[0]}-{indices[-1]}", ModelError):
+        if keep_graph:
+            cache["graph"] = graph_forward(model, x, gradient_layer)
+            out = cache["graph"]["output"].detach()
+        else:
+            with torch.no_grad():
+                out = model(x)
     check_output(out, model, 0)
     clip_target = resolve_target(target, out, model)
+    cache["output"] = out
     return ClipContext(model=model, x=x, frames=model_frames, region_map=clip_region_map(faces, crop,
                        get_scheme(regions), indices), target=clip_target, device=device, seed=seed,
                        batch_size=batch_size, gradient_layer=gradient_layer, landmarks=landmarks,
-                       prediction=float(out[0, clip_target]), timestamps=timestamps)
+                       prediction=float(out[0, clip_target]), timestamps=timestamps, cache=cache)
 
 
 def run_methods(ctx: ClipContext, methods: Iterable[str] | Mapping[str, Method]) -> dict[str, MethodResult]:

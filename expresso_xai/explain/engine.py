@@ -25,7 +25,7 @@ import numpy as np
 
 from ..clips import iter_clips
 from ..crop import FaceCrop
-from ..errors import FaceTrackError, ModelError, NoFaceWarning
+from ..errors import FaceTrackError, ModelError, NoFaceWarning, OutputRangeWarning
 from ..faces import FaceTrack, track_faces
 from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
@@ -271,7 +271,7 @@ def _prepare(plan: ExplainPlan, state: ExplainState, clip, positions, faces: Fac
     ctx = prepare_clip(plan.model, clip.frames, faces[positions], crop[positions], plan.scheme, target=plan.target,
                        frame_indices=clip.indices, timestamps=clip.timestamps, device=plan.device,
                        seed=plan.seed * 1_000_003 + state.done, batch_size=state.batch_size,
-                       gradient_layer=plan.layer)
+                       gradient_layer=plan.layer, keep_graph=plan.shares_gradient)
     if state.batch_size is None and plan.needs_batch_size:
         state.batch_size = ctx.batch_size = fastest_batch(plan.model, ctx.x)
     return ctx
@@ -343,6 +343,7 @@ def run_attrs(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Exp
         "model_hash": model.weights_hash(),
         "model_weights": model.weights_source,
         "model_layout": model.layout,
+        "model_output_range": None if model.output_range is None else list(model.output_range),
         "model_input_size": list(model.input_size),
         "gradcam_layer": model.gradcam_layer_name if plan.layer is not None else "",
         "video_source": source.source,
@@ -367,6 +368,7 @@ def run_attrs(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Exp
 def to_cube(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: ExplainState):
     """The attribution cube of a finished run."""
     from ..cube import make_cube
+    from ..cube.views import range_caution
 
     attribution, pixels, prediction = state.averages()
     faces, n_frames = source.faces, len(source.faces)
@@ -375,14 +377,29 @@ def to_cube(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Expla
         warnings.warn(f"no face in {missing} of {n_frames} frames; they are marked face_found=False "
                       "and all their pixels count as background", NoFaceWarning, stacklevel=3)
     target = plan.target
-    return make_cube(
+    cube = make_cube(
         attribution, explainers=list(plan.methods), time=source.first_frame + np.arange(n_frames),
         seconds=np.asarray(state.timestamps, dtype=np.float64), regions=list(plan.scheme.names),
         region_area=state.region_area, face_found=faces.face_found, prediction=prediction,
         clip_start=np.asarray(state.clip_starts), clip_prediction=np.asarray(state.clip_predictions, np.float32),
         target="regression" if target is None else ("predicted" if target == "predicted" else int(target)),
         pixels=pixels, region_label=state.labels, crop_matrix=crop.matrices if plan.keep_pixels else None,
-        clip_stats={"clip_target": np.asarray(state.clip_targets),
+        clip_stats={"clip_target": np.asarray(state.clip_targets), **_range_flags(plan.model, state),
                     **{key: np.asarray(values) for key, values in state.clip_stats.items()}},
         attrs=run_attrs(plan, source, crop, state),
     )
+    caution = range_caution(cube)
+    if caution:
+        warnings.warn(caution, OutputRangeWarning, stacklevel=3)
+    return cube
+
+
+def _range_flags(model, state: ExplainState) -> dict:
+    """``{OUT_OF_RANGE: (clip,) bool}`` when the model declares an output range, else ``{}``."""
+    from ..cube.views import OUT_OF_RANGE
+
+    if model.output_range is None:
+        return {}
+    low, high = model.output_range
+    predictions = np.asarray(state.clip_predictions, dtype=np.float64)
+    return {OUT_OF_RANGE: (predictions < low) | (predictions > high)}

@@ -47,6 +47,11 @@ class ExplainPlan:
     batch_size: int | None
 
     @property
+    def shares_gradient(self) -> bool:
+        """Whether a method uses the shared forward+backward (the clip's forward then keeps its graph)."""
+        return any(method.shares_gradient for method in self.methods.values())
+
+    @property
     def needs_batch_size(self) -> bool:
         """Whether a method batches perturbations or steps (all but the shared-gradient ones)."""
         return any(not method.shares_gradient for method in self.methods.values())

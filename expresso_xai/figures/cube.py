@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..crop import FaceCrop
-from ..cube.views import VALUE_LABELS, check_explainer, frame_seconds, regions, value_view
+from ..cube.views import DEFAULT_VALUE, VALUE_LABELS, check_explainer, frame_seconds, regions, value_view
 from ..errors import RegionError
 from ..faces.facetrack import FaceTrack
 from ..files import atomic_path
@@ -38,6 +38,12 @@ def _time_ticks(n_frames: int, most: int = 8) -> np.ndarray:
     step = max(1, int(np.ceil(n_frames / most)))
     return np.arange(0, n_frames, step)
 
+
+
+def _value_title(value: str) -> str:
+    """What ``value`` shows, in words that name it: ``"attribution per pixel (density)"``."""
+    label = VALUE_LABELS[value]
+    return label if value in label else f"{label} ({value})"
 
 
 def _heatmap_grid(cube: xr.Dataset, explainer: str, value: str) -> xr.DataArray:
@@ -66,7 +72,7 @@ def region_time_heatmap(
     cube: xr.Dataset,
     explainer: str,
     *,
-    value: str = "attribution",
+    value: str = DEFAULT_VALUE,
     path: str | Path | None = None,
     ax=None,
     cmap: str | None = None,
@@ -76,9 +82,11 @@ def region_time_heatmap(
 
     Rows follow the cube's region order with ``background`` last; columns are frames,
     labelled with their time in seconds and frame index. Frames without a face are
-    hatched. ``value`` is one of :data:`~expresso_xai.cube.views.VALUES`:
-    ``"attribution"``, ``"density"`` (per pixel; cells without pixels are grey) or
-    ``"share"`` (of the explainer's total |attribution|).
+    hatched. ``value`` is one of :data:`~expresso_xai.cube.views.VALUES`: ``"density"``
+    (attribution per pixel, the default everywhere: :data:`~expresso_xai.cube.views.DEFAULT_VALUE`;
+    cells without pixels are grey), ``"attribution"`` (sums over each region's pixels,
+    where the large background outweighs the face) or ``"share"`` (of the explainer's
+    total |attribution|). The title says which.
 
     Args:
         cube: an attribution cube.
@@ -86,7 +94,8 @@ def region_time_heatmap(
         path: save the figure there; without a suffix both ``.png`` and ``.pdf``.
         ax: draw into this matplotlib Axes (its figure is returned) instead of a new figure.
         cmap: colour map name; default ``RdBu_r`` for signed values, ``viridis`` otherwise.
-        title: default ``"<explainer>: <value>"`` with the model's name when known.
+        title: default ``"<explainer>: <what value shows> by region and time"`` with the
+            model's name when known.
 
     Returns:
         The matplotlib Figure.
@@ -97,9 +106,11 @@ def region_time_heatmap(
     Example:
         >>> from expresso_xai.testing import example_cube
         >>> from expresso_xai.figures import region_time_heatmap
-        >>> figure = region_time_heatmap(example_cube(), "gradcam", value="density")
+        >>> figure = region_time_heatmap(example_cube(), "gradcam")
         >>> [label.get_text() for label in figure.axes[0].get_yticklabels()][-1]
         'background'
+        >>> figure.axes[0].get_title(loc="left")
+        'gradcam: attribution per pixel (density) by region and time (synthetic)'
         >>> import matplotlib.pyplot as plt; plt.close(figure)
     """
     import matplotlib
@@ -126,7 +137,7 @@ def region_time_heatmap(
     figure.colorbar(image, ax=ax, pad=0.02).set_label(VALUE_LABELS[value])
     if title is None:
         model = cube.attrs.get("model_name") or ""
-        title = f"{explainer}: {value} by region and time" + (f" ({model})" if model else "")
+        title = f"{explainer}: {_value_title(value)} by region and time" + (f" ({model})" if model else "")
     ax.set_title(title, loc="left")
     _save(figure, path)
     return figure

@@ -54,6 +54,9 @@ class VideoModel:
         name: a label for cubes and figures.
         uses_clip_geometry: whether :meth:`prepare_clip` must see each clip's landmarks
             before the model runs on it (multi-stream models place their crops there).
+        output_range: ``(low, high)`` the explained output is meant to stay in (the scale
+            it was trained on), or ``None`` when undeclared; settable. Clips predicted
+            outside it are flagged in the cube (``prediction_out_of_range``).
     """
 
     uses_clip_geometry: bool = False
@@ -64,7 +67,8 @@ class VideoModel:
     def __init__(self, module, layout: str = "NCTHW", clip_length: int = 16,
                  input_size: tuple[int, int] = (112, 112), mean: Sequence[float] = KINETICS_MEAN,
                  std: Sequence[float] = KINETICS_STD, output: str = "regression",
-                 gradcam_layer: str | bool | None = None, name: str | None = None):
+                 gradcam_layer: str | bool | None = None, name: str | None = None,
+                 output_range: Sequence[float] | None = None):
         import torch
 
         if not isinstance(module, torch.nn.Module):
@@ -83,6 +87,7 @@ class VideoModel:
         self.name = name or type(module).__name__
         self._gradcam_layer_name = gradcam_layer
         self._candidates: list[str] | None = None
+        self.output_range = output_range
 
     # --- input ----------------------------------------------------------------------
     @property
@@ -139,6 +144,25 @@ class VideoModel:
         return out
 
     forward = __call__
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(low, high)`` the explained output is meant to stay in, or ``None``.
+
+        Example:
+            >>> from expresso_xai.testing import tiny_model
+            >>> model = tiny_model(input_size=(64, 64))
+            >>> model.output_range is None
+            True
+            >>> model.output_range = (0, 63)
+            >>> model.output_range
+            (0.0, 63.0)
+        """
+        return self._output_range
+
+    @output_range.setter
+    def output_range(self, value: Sequence[float] | None) -> None:
+        self._output_range = _checked_range(value)
 
     # --- Grad-CAM layer -------------------------------------------------------------
     def named_layers(self) -> dict:
@@ -274,17 +298,49 @@ class VideoModel:
             layer = f"none ({exc})"
         return (
             f"{self.name}: layout {self.layout}, clips of {self.clip_length} frames at "
-            f"{self.input_size[0]}x{self.input_size[1]}, output {self.output}, Grad-CAM layer {layer}"
+            f"{self.input_size[0]}x{self.input_size[1]}, output {self.output}{self._range_text()}, "
+            f"Grad-CAM layer {layer}"
         )
 
+    def _range_text(self) -> str:
+        if self.output_range is None:
+            return ""
+        return " in [{:g}, {:g}]".format(*self.output_range)
+
     def __repr__(self) -> str:
-        return f"VideoModel({self.describe()})"
+        """One line, computed without running the model (a layer not yet chosen is "auto").
+
+        Example:
+            >>> from expresso_xai.models.demo import build_demo_net, wrap_demo_net
+            >>> wrap_demo_net(build_demo_net())
+            <VideoModel demo: NCTHW, 16 frames at 64x64, regression in [0, 63], Grad-CAM block2>
+        """
+        layer = self._gradcam_layer_name
+        layer = "none" if layer is False else "auto" if layer is None else layer
+        weights = f", weights {self.weights_source}" if self.weights_source else ""
+        return (f"<{type(self).__name__} {self.name}: {self.layout}, {self.clip_length} frames at "
+                f"{self.input_size[0]}x{self.input_size[1]}, {self.output}{self._range_text()}, "
+                f"Grad-CAM {layer}{weights}>")
+
+
+def _checked_range(value) -> tuple[float, float] | None:
+    """``value`` as ``(low, high)`` floats with ``low < high`` (either may be infinite for a
+    one-sided range), or ``None``; anything else is a :class:`ModelError`."""
+    if value is None:
+        return None
+    try:
+        low, high = (float(bound) for bound in value)
+    except (TypeError, ValueError):
+        raise ModelError(f"output_range must be two numbers (low, high), e.g. (0, 63), got {value!r}") from None
+    if not low < high:  # also refuses NaN
+        raise ModelError(f"output_range must have low < high, got ({low:g}, {high:g})")
+    return low, high
 
 
 def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple[int, int] = (112, 112),
          mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD,
          output: str = "regression", gradcam_layer: str | bool | None = None, name: str | None = None,
-         check: bool = True) -> VideoModel:
+         check: bool = True, output_range: Sequence[float] | None = None) -> VideoModel:
     """Wrap any video ``nn.Module`` for :func:`expresso_xai.explain`.
 
     Args:
@@ -298,6 +354,12 @@ def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple
             spatio-temporal output; ``False``: none, Grad-CAM refuses clearly).
         check: run one zero clip through the model now, so a wrong layout or a too small
             input fails here with advice (see :meth:`VideoModel.check`).
+        output_range: ``(low, high)`` the explained output is meant to stay in (e.g. the
+            0-63 scale a regression was trained on; ``float("inf")`` for an open side),
+            or ``None``. Cubes flag clips predicted outside it (``prediction_out_of_range``);
+            when the video's prediction (the mean over its clips) is outside it,
+            ``explain`` warns (:class:`~expresso_xai.errors.OutputRangeWarning`) and the
+            CLI and the Explorer show a caution.
 
     Example:
         >>> import torch, expresso_xai as ex
@@ -307,5 +369,6 @@ def wrap(module, layout: str = "NCTHW", clip_length: int = 16, input_size: tuple
         >>> model.describe()
         'tiny: layout NCTHW, clips of 16 frames at 64x64, output regression, Grad-CAM layer 1'
     """
-    model = VideoModel(module, layout, clip_length, input_size, mean, std, output, gradcam_layer, name)
+    model = VideoModel(module, layout, clip_length, input_size, mean, std, output, gradcam_layer, name,
+                       output_range)
     return model.check() if check else model

@@ -54,15 +54,31 @@ def build_demo_net():
     return DemoNet()
 
 
-def wrap_demo_net(net):
+def declared_range() -> tuple[float, float]:
+    """The output range the demo model was trained for: its card's ``output.range``, or the
+    score scale (0 to :data:`SCORE_SCALE`) when there is no card.
+
+    Example:
+        >>> declared_range()
+        (0.0, 63.0)
+    """
+    declared = model_card().get("output", {}).get("range") if CARD.is_file() else None
+    return (0.0, SCORE_SCALE) if declared is None else (float(declared[0]), float(declared[1]))
+
+
+def wrap_demo_net(net, output_range=None):
+    """The demo architecture as a :class:`~expresso_xai.models.VideoModel`, declaring the
+    range it was trained for (:func:`declared_range`) unless ``output_range`` is given."""
     from .adapter import wrap
 
     return wrap(net, layout="NCTHW", clip_length=CLIP_LENGTH, input_size=INPUT_SIZE,
-                output="regression", gradcam_layer="block2", name="demo")
+                output="regression", gradcam_layer="block2", name="demo",
+                output_range=declared_range() if output_range is None else output_range)
 
 
-def load_demo(weights: str | Path | None = None):
-    """The trained demo model as a :class:`~expresso_xai.models.VideoModel`.
+def load_demo(weights: str | Path | None = None, output_range=None):
+    """The trained demo model as a :class:`~expresso_xai.models.VideoModel`, with the
+    output range its card declares (``output_range`` overrides it).
 
     Raises:
         ModelError: the weights are missing (train them with ``scripts/train_demo.py``) or
@@ -76,7 +92,7 @@ def load_demo(weights: str | Path | None = None):
                          "`python scripts/train_demo.py` (about 10 minutes on 2 CPU cores)")
     net = build_demo_net()
     load_weights(net, path, name="the demo architecture")
-    return wrap_demo_net(net)
+    return wrap_demo_net(net, output_range)
 
 
 def model_card() -> dict:

@@ -18,11 +18,13 @@ from .zoo import IMAGENET_MEAN, IMAGENET_STD
 
 def from_transformers(model, clip_length: int | None = None, input_size: tuple[int, int] | None = None,
                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                      name: str | None = None):
+                      name: str | None = None, output_range: Sequence[float] | None = None):
     """Wrap a Hugging Face video classification model (layout ``NTCHW``).
 
     ``clip_length`` and ``input_size`` default to the model config's ``num_frames`` and
     ``image_size``; normalisation defaults to ImageNet's, as VideoMAE's processor uses.
+    ``output_range``: the range the explained output was trained for, as in
+    :func:`~expresso_xai.models.wrap`.
 
     Example:
         >>> import expresso_xai as ex
@@ -47,4 +49,4 @@ def from_transformers(model, clip_length: int | None = None, input_size: tuple[i
     outputs = int(getattr(config, "num_labels", 1))
     return wrap(model, layout="NTCHW", clip_length=int(frames), input_size=tuple(size), mean=mean, std=std,
                 output="regression" if outputs == 1 else "logits", gradcam_layer=False,
-                name=name or type(model).__name__)
+                name=name or type(model).__name__, output_range=output_range)

@@ -141,7 +141,7 @@ def MultiStream(streams: Sequence[str] = ("face", "right_eye", "left_eye", "mout
                 num_outputs: int = 1, input_size: tuple[int, int] = (224, 224),
                 stream_size: tuple[int, int] = (112, 112), pad: float = 0.25, clip_length: int = 16,
                 mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD,
-                name: str = "multistream") -> MultiStreamModel:
+                name: str = "multistream", output_range: Sequence[float] | None = None) -> MultiStreamModel:
     """The reference study's multi-stream model: one backbone per stream, a fused head.
 
     Args:
@@ -153,6 +153,8 @@ def MultiStream(streams: Sequence[str] = ("face", "right_eye", "left_eye", "mout
         input_size: the face crop the model receives (larger than ``stream_size`` so the
             eye and mouth crops keep detail).
         pad: padding of eyes and mouth boxes, a fraction of their size on every side.
+        output_range: the range the explained output was trained for, as in
+            :func:`~expresso_xai.models.wrap`.
 
     Example:
         >>> import torch, expresso_xai as ex
@@ -170,4 +172,5 @@ def MultiStream(streams: Sequence[str] = ("face", "right_eye", "left_eye", "mout
         backbones[stream], features[stream] = module, int(size)
     net = build_multistream_net(backbones, features, num_outputs, stream_size)
     return MultiStreamModel(net, streams, pad, layout="NCTHW", clip_length=clip_length, input_size=input_size,
-                            mean=mean, std=std, output="regression" if num_outputs == 1 else "logits", name=name)
+                            mean=mean, std=std, output="regression" if num_outputs == 1 else "logits", name=name,
+                            output_range=output_range)

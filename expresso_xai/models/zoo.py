@@ -114,7 +114,9 @@ def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, see
             loads, in Python or from the CLI, give the same model (same ``weights_hash``);
             without ``weights`` an :class:`~expresso_xai.errors.UntrainedModelWarning` says
             the weights are untrained, once per model and seed.
-        **wrap_options: passed to :func:`~expresso_xai.models.wrap` (e.g. ``clip_length``).
+        **wrap_options: passed to :func:`~expresso_xai.models.wrap` (e.g. ``clip_length``,
+            ``output_range=(0, 63)``; for ``"demo"`` only ``output_range``, which
+            replaces the range its model card declares).
 
     Model files we load, and why: loading a model must never run code from the file,
     because model files travel between labs and a pickle runs whatever it names. So we
@@ -144,7 +146,7 @@ def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, see
     from .demo import load_demo
 
     if name == "demo":
-        return load_demo(weights)
+        return load_demo(weights, output_range=wrap_options.get("output_range"))
     if name in ZOO:
         import torchvision.models.video as video_models
 

@@ -16,7 +16,7 @@ import traitlets
 import xarray as xr
 
 from ..cube import check_cube
-from ..cube.views import VALUES
+from ..cube.views import DEFAULT_VALUE, VALUES
 from ..errors import CubeError
 from ..files import atomic_path
 from . import payload
@@ -65,7 +65,7 @@ class Explorer(anywidget.AnyWidget):
 
     The state is in traits, synced with the browser both ways: ``frame`` (a frame index
     of the video, one of ``cube.time``), ``method``, ``region`` (``""`` for none),
-    ``value`` (``"attribution"``, ``"density"`` or ``"share"``), ``colour`` (``"auto"``:
+    ``value`` (``"density"``, the default, ``"attribution"`` or ``"share"``), ``colour`` (``"auto"``:
     diverging for signed methods and sequential for magnitudes; ``"signed"``;
     ``"magnitude"``), ``opacity``, ``outlines``, ``playing`` and ``speed``.
 
@@ -76,8 +76,10 @@ class Explorer(anywidget.AnyWidget):
         >>> explorer.method, explorer.frame
         ('gradcam', 0)
         >>> explorer.select(frame=5, region="mouth")
-        >>> explorer.frame, explorer.region, round(float(explorer.current()["mouth"]), 3)
-        (5, 'mouth', 1.706)
+        >>> explorer.value  # attribution per pixel, as in figures
+        'density'
+        >>> explorer.frame, explorer.region, round(float(explorer.current()["mouth"]), 4)
+        (5, 'mouth', 0.0114)
     """
 
     _esm = _frontend_file("explorer.js")
@@ -86,7 +88,7 @@ class Explorer(anywidget.AnyWidget):
     frame = traitlets.Int(0).tag(sync=True)
     method = traitlets.Unicode("").tag(sync=True)
     region = traitlets.Unicode("").tag(sync=True)
-    value = traitlets.Unicode("attribution").tag(sync=True)
+    value = traitlets.Unicode(DEFAULT_VALUE).tag(sync=True)
     colour = traitlets.Unicode("auto").tag(sync=True)
     opacity = traitlets.CFloat(0.6).tag(sync=True)
     outlines = traitlets.Bool(True).tag(sync=True)
@@ -196,6 +198,19 @@ class Explorer(anywidget.AnyWidget):
     def messages(self) -> list[str]:
         """What the Explorer tells the user about missing pieces (pixels, video, crop)."""
         return list(self._data.get("messages", []))
+
+    @property
+    def cautions(self) -> list[str]:
+        """What the numbers must be read with, shown above the player: e.g. a prediction
+        outside the model's declared output range (:func:`~expresso_xai.cube.views.range_caution`).
+
+        Example:
+            >>> import expresso_xai as ex
+            >>> from expresso_xai.testing import example_cube
+            >>> ex.widgets.Explorer(example_cube()).cautions
+            []
+        """
+        return list(self._data.get("cautions", []))
 
     def seek(self, frame: int) -> None:
         """Show frame ``frame`` (a frame index of the video, one of ``cube.time``)."""

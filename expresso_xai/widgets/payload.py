@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from ..crop import FaceCrop
-from ..cube.views import VALUE_LABELS, VALUES, is_signed, value_view
+from ..cube.views import VALUE_LABELS, VALUES, is_signed, range_caution, value_view
 from ..errors import CubeError, ExpressoWarning, VideoReadError
 from ..regions import REGION_COLOURS, relabel
 from . import evaluation as evaluation_panel
@@ -393,5 +393,6 @@ def build(cube: xr.Dataset, video=None, evaluation=None) -> dict:
         "display": _display(overlay, frames),
         "luts": {"diverging": _lut("RdBu_r"), "sequential": _lut("inferno")},
         "messages": messages,
+        "cautions": [f"Caution: {caution}" for caution in [range_caution(cube)] if caution],
         "evaluation": evaluated,
     }
