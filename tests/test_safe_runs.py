@@ -129,7 +129,7 @@ def test_a_model_failing_mid_run_raises_our_error_with_the_cause_and_keeps_the_c
     from expresso_xai.errors import ExpressoError
 
     class Flaky(torch.nn.Module):
-        """Fails on its 7th forward, as a model with a data-dependent bug would."""
+        """Fails on its 4th forward (the 4th clip), as a model with a data-dependent bug would."""
 
         def __init__(self):
             super().__init__()
@@ -137,7 +137,7 @@ def test_a_model_failing_mid_run_raises_our_error_with_the_cause_and_keeps_the_c
 
         def forward(self, x):
             self.calls += 1
-            if self.calls == 7:
+            if self.calls == 4:
                 raise RuntimeError("CUDA error: an illegal memory access was encountered")
             return self.net(x)
 
