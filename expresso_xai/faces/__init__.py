@@ -1,6 +1,7 @@
 """Faces: 68-point landmarks found and tracked through a video, or imported from OpenFace.
 
-``track_faces`` (dlib by default, any :class:`Landmarker` plugs in) and ``read_openface``
+``track_faces`` (dlib by default, any :class:`Landmarker` plugs in; one subject followed,
+recognised by its :class:`Signature` when it comes back into view) and ``read_openface``
 both return a :class:`FaceTrack`; the next step, :mod:`expresso_xai.regions`, turns it into
 labelled pixels. ``landmark_action_units`` derives action-unit proxies from a track when
 OpenFace's are not at hand.
@@ -9,6 +10,7 @@ OpenFace's are not at hand.
 from .facetrack import (
     LANDMARK_GROUPS,
     MIRROR_PERMUTATION,
+    QUALITY_GROUPS,
     FaceTrack,
     eye_aspect_ratio,
     inter_ocular_distance,
@@ -22,12 +24,14 @@ from .landmarkers import (
 )
 from .openface import read_openface
 from .proxies import AU_PROXIES, landmark_action_units
+from .subject import Signature
 from .tracking import track_faces
 
 __all__ = [
     "AU_PROXIES",
     "LANDMARK_GROUPS",
     "MIRROR_PERMUTATION",
+    "QUALITY_GROUPS",
     "Detection",
     "DlibLandmarker",
     "FaceTrack",
@@ -38,5 +42,6 @@ __all__ = [
     "inter_ocular_distance",
     "landmark_action_units",
     "read_openface",
+    "Signature",
     "track_faces",
 ]

@@ -26,6 +26,16 @@ LANDMARK_GROUPS: dict[str, tuple[int, ...]] = {
     "inner_lip": tuple(range(60, 68)),
 }
 
+#: The groups whose tracking is judged on its own (``FaceTrack.landmark_quality``): each
+#: can lose track alone, as the mouth under a hand.
+QUALITY_GROUPS: dict[str, tuple[int, ...]] = {
+    "eyes": tuple(range(36, 48)),
+    "brows": tuple(range(17, 27)),
+    "nose": tuple(range(27, 36)),
+    "mouth": tuple(range(48, 68)),
+    "jaw": tuple(range(0, 17)),
+}
+
 #: Points that stay put when the face changes expression: eye corners and nose.
 STABLE_POINTS: np.ndarray = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
 
@@ -81,10 +91,22 @@ class FaceTrack:
         boxes: ``(T, 4)`` float32 face box ``(x0, y0, x1, y1)``; NaN where no face.
         n_faces: ``(T,)`` int, how many faces were seen in the frame (carried forward on
             frames where the face was tracked rather than detected).
-        detected: ``(T,)`` bool, frames where the detector ran (the rest were tracked).
+        detected: ``(T,)`` bool, frames where the detector ran (the rest were tracked, or
+            skipped while no face was in view).
         frame_size: ``(height, width)`` of the source frames.
         source: where the landmarks came from (video file, CSV, ...).
         landmarker: name of the back end that produced them.
+        track_id: ``(T,)`` int, which stretch of uninterrupted tracking of the subject each
+            frame belongs to: 0 from its first detection, one more each time it is found
+            again after being lost (re-found only when it matches the subject, see
+            :func:`~expresso_xai.faces.track_faces`); -1 where no face. Default: 0 where a
+            face was found.
+        landmark_quality: ``(T, 5)`` float32 in ``[0, 1]``, per group of
+            :data:`QUALITY_GROUPS` (eyes, brows, nose, mouth, jaw): the fraction of the
+            group's points that optical flow carried consistently forward and backward from
+            the frame before and that the fitted landmarks agree with. Low where a group
+            lost track (a hand over the mouth); NaN where not measured (no face, the first
+            frame of a stretch, imported tracks).
 
     Example:
         >>> import expresso_xai as ex
@@ -103,6 +125,8 @@ class FaceTrack:
     detected: np.ndarray | None = None
     source: str | None = None
     landmarker: str = "unknown"
+    track_id: np.ndarray | None = None
+    landmark_quality: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
@@ -116,7 +140,16 @@ class FaceTrack:
         if self.detected is None:
             self.detected = np.ones(n, dtype=bool)
         self.detected = np.asarray(self.detected, dtype=bool).reshape(n)
+        if self.track_id is None:
+            self.track_id = np.zeros(n, dtype=np.int32)
+        self.track_id = np.asarray(self.track_id, dtype=np.int32).reshape(n).copy()
         self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
+        self.track_id[~self.face_found] = -1
+        if self.landmark_quality is None:
+            self.landmark_quality = np.full((n, len(QUALITY_GROUPS)), np.nan, dtype=np.float32)
+        self.landmark_quality = np.asarray(self.landmark_quality, dtype=np.float32).reshape(n, len(QUALITY_GROUPS))
+        self.landmark_quality = self.landmark_quality.copy()
+        self.landmark_quality[~self.face_found] = np.nan
         self.landmarks[~self.face_found] = np.nan
         self.boxes[~self.face_found] = np.nan
         self.confidence[~self.face_found] = 0.0
@@ -129,7 +162,8 @@ class FaceTrack:
         return len(self)
 
     #: the fields that hold one value per frame, in constructor order
-    PER_FRAME = ("landmarks", "face_found", "confidence", "boxes", "n_faces", "detected")
+    PER_FRAME = ("landmarks", "face_found", "confidence", "boxes", "n_faces", "detected", "track_id",
+                 "landmark_quality")
 
     def _with_frames(self, **per_frame) -> "FaceTrack":
         """A track with the same frame size, source and landmarker and these per-frame fields."""
@@ -225,17 +259,90 @@ class FaceTrack:
 
     @classmethod
     def concatenate(cls, tracks: Iterable["FaceTrack"]) -> "FaceTrack":
-        """Join tracks of consecutive chunks of one video."""
+        """Join tracks of consecutive chunks of one video.
+
+        A track whose ``track_id`` starts over (below the ids already joined: a chunk
+        tracked on its own) is renumbered after them, since its first stretch was not
+        followed on from the previous chunk; slices of one track keep their ids.
+
+        Example:
+            >>> import numpy as np
+            >>> chunk = FaceTrack(np.zeros((2, 68, 2)), [True, True], np.ones(2), np.zeros((2, 4)), np.ones(2),
+            ...                   (64, 64), track_id=[0, 1])
+            >>> FaceTrack.concatenate([chunk, chunk]).track_id.tolist()
+            [0, 1, 2, 3]
+            >>> FaceTrack.concatenate([chunk[0:1], chunk[1:2]]).track_id.tolist()
+            [0, 1]
+        """
         tracks = list(tracks)
         if not tracks:
-            raise ValueError("nothing to concatenate")
-        first = tracks[0]
-        return first._with_frames(**{name: np.concatenate([getattr(t, name) for t in tracks])
-                                     for name in cls.PER_FRAME})
+            raise FaceTrackError("nothing to concatenate: give at least one track")
+        ids, last = [], -1
+        for track in tracks:
+            found = track.track_id[track.track_id >= 0]
+            offset = last + 1 - int(found.min()) if found.size and found.min() < last else 0
+            ids.append(np.where(track.track_id >= 0, track.track_id + offset, -1))
+            last = max(last, int(found.max()) + offset if found.size else -1)
+        fields = {name: np.concatenate([getattr(t, name) for t in tracks]) for name in cls.PER_FRAME}
+        return tracks[0]._with_frames(**{**fields, "track_id": np.concatenate(ids)})
+
+    def quality(self):
+        """``landmark_quality`` as an ``xarray.DataArray(time, group)``, groups named as in
+        :data:`QUALITY_GROUPS`.
+
+        Example:
+            >>> import numpy as np
+            >>> track = FaceTrack(np.zeros((2, 68, 2)), [True, True], np.ones(2), np.zeros((2, 4)), np.ones(2),
+            ...                   (64, 64), landmark_quality=[[1, 1, 1, 0.2, 0.9]] * 2)
+            >>> round(float(track.quality().sel(group="mouth")[0]), 3)
+            0.2
+        """
+        import xarray as xr
+
+        return xr.DataArray(self.landmark_quality, dims=("time", "group"),
+                            coords={"time": np.arange(len(self)), "group": list(QUALITY_GROUPS)},
+                            name="landmark_quality")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every per-frame field and the frame size as named arrays (for ``np.savez``);
+        :meth:`from_arrays` reads them back.
+
+        Example:
+            >>> import numpy as np
+            >>> track = FaceTrack(np.zeros((3, 68, 2)), [True, False, True], np.ones(3), np.zeros((3, 4)),
+            ...                   np.ones(3), (64, 80))
+            >>> back = FaceTrack.from_arrays(track.to_arrays())
+            >>> back.frame_size, back.track_id.tolist()
+            ((64, 80), [0, -1, 0])
+        """
+        arrays = {name: getattr(self, name) for name in self.PER_FRAME}
+        return {**arrays, "frame_size": np.array(self.frame_size, dtype=np.int64)}
+
+    @classmethod
+    def from_arrays(cls, arrays, source: str | None = None, landmarker: str = "unknown") -> "FaceTrack":
+        """The track of :meth:`to_arrays`' arrays (or of an ``np.load``-ed ``.npz``); fields
+        an older file lacks take their defaults."""
+        fields = {name: np.asarray(arrays[name]) for name in cls.PER_FRAME if name in arrays}
+        missing = {"landmarks", "face_found"} - set(fields)
+        if missing or "frame_size" not in arrays:
+            raise FaceTrackError(f"no {', '.join(sorted(missing | ({'frame_size'} - set(arrays))))} among the "
+                                 "arrays: not the arrays of FaceTrack.to_arrays()")
+        n = len(fields["landmarks"])
+        fields.setdefault("confidence", np.asarray(fields["face_found"], dtype=np.float32))
+        fields.setdefault("boxes", np.full((n, 4), np.nan))
+        fields.setdefault("n_faces", np.asarray(fields["face_found"], dtype=np.int32))
+        size = tuple(int(v) for v in np.asarray(arrays["frame_size"]))
+        return cls(frame_size=size, source=source, landmarker=landmarker, **fields)
 
     def __repr__(self) -> str:
-        found = int(self.face_found.sum())
-        return (
-            f"FaceTrack({len(self)} frames, face in {found}, "
-            f"landmarker={self.landmarker!r}, source={self.source!r})"
-        )
+        """One line: frames, found fraction, frame size, source and landmarker.
+
+        Example:
+            >>> import numpy as np
+            >>> FaceTrack(np.zeros((4, 68, 2)), [True, True, True, False], np.ones(4), np.zeros((4, 4)),
+            ...           np.ones(4), (360, 640), source="clip.mp4", landmarker="dlib-hog-68")
+            FaceTrack(4 frames, face in 75%, 640x360, source='clip.mp4', landmarker='dlib-hog-68')
+        """
+        found = float(self.face_found.mean()) if len(self) else 0.0
+        return (f"FaceTrack({len(self)} frames, face in {found:.0%}, {self.frame_size[1]}x{self.frame_size[0]}, "
+                f"source={self.source!r}, landmarker={self.landmarker!r})")

