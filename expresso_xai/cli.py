@@ -287,10 +287,7 @@ def cmd_landmarks(args) -> int:
     out = Path(args.out)
     with atomic_path(out) as partial:
         # each row's time in seconds: lines up with the video without trusting a nominal rate
-        np.savez_compressed(partial, landmarks=faces.landmarks, face_found=faces.face_found,
-                            confidence=faces.confidence, boxes=faces.boxes, n_faces=faces.n_faces,
-                            timestamps=np.asarray(timestamps, dtype=np.float64),
-                            frame_size=np.asarray(faces.frame_size, dtype=np.int64))
+        np.savez_compressed(partial, **faces.to_arrays(), timestamps=np.asarray(timestamps, dtype=np.float64))
     print(f"landmarks of {int(faces.face_found.sum())}/{len(faces)} frames written to {out}")
     return 0
 

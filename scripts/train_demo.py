@@ -253,7 +253,7 @@ def model_card(args, argv_used: list[str], model, by_split: dict, training: dict
         "input": {"layout": "NCTHW", "clip_length": CLIP_LENGTH, "size": list(INPUT_SIZE), "channels": "RGB",
                   "normalisation": {"mean": model.mean.tolist(), "std": model.std.tolist()},
                   "crop": "expresso_xai.FaceCrop.from_track(faces, size=(64, 64)) with its defaults"},
-        "output": {"kind": "regression",
+        "output": {"kind": "regression", "range": [0.0, float(SCORE_SCALE)],
                    "scale": f"score on 0-{SCORE_SCALE:g}; the mean over a video's clips rates the video"},
         "data": {
             "generator": "expresso_xai.samples.make_cohort",

@@ -168,3 +168,22 @@ def test_landmarks_of_a_larger_copy_of_the_video_are_refused(short_video, short_
     other = dataclasses.replace(short_faces, landmarks=short_faces.landmarks * 3.0)  # a 576x576 copy's CSV
     with pytest.raises(FaceTrackError, match=r"far outside .*192x192 frame"):
         ex.explain(tiny_model(input_size=(64, 64)), short_video, faces=other, methods=["saliency"], progress=False)
+
+
+def test_inputs_the_property_tests_found_get_our_errors_up_front():
+    import torch
+
+    from expresso_xai.errors import MethodError, ModelError, VideoLayoutError
+
+    model = tiny_model(input_size=(64, 64))
+    frames = np.zeros((16, 64, 64, 3), np.uint8)
+    with pytest.raises(VideoLayoutError, match=r"Video.from_array"):
+        ex.explain(model, frames, methods=["saliency"], progress=False)  # an array, not a Video
+    video = ex.Video.from_array(np.zeros((40, 64, 64, 3), np.uint8), fps=25)
+    with pytest.raises(MethodError, match=r"stride 20 is longer than the clip length 16"):
+        ex.explain(model, video, methods=["saliency"], stride=20, progress=False)
+    with pytest.raises(ModelError, match=r"uint8 .* float64"):
+        model.preprocess(frames / 255.0)  # [0, 1] floats would be divided by 255 again
+    with pytest.raises(ModelError, match=r"takes a preprocessed batch \(N, 3, T, H, W\)"):
+        model(torch.zeros(1, 16, 3, 64, 64))  # NTCHW given to an NCTHW model
+    assert ex.faces.read_openface_for is not None

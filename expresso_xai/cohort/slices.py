@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +65,7 @@ def _fingerprint(entry: Entry, settings: dict, first: int | None = None, stop: i
 def _save_inputs(path: Path, faces, action_units) -> None:
     from ..files import atomic_path
 
-    arrays = {}
-    for item in fields(faces):
-        value = getattr(faces, item.name)
-        if value is not None:
-            arrays[f"faces_{item.name}"] = np.asarray(value)
+    arrays = {**faces.to_arrays(), "source": np.asarray(faces.source or ""), "landmarker": np.asarray(faces.landmarker)}
     if action_units is not None:
         arrays["au_values"] = np.asarray(action_units.values, dtype=np.float32)
         arrays["au_names"] = np.asarray([str(a) for a in action_units.au.values])
@@ -85,18 +80,13 @@ def _load_inputs(path: Path):
     from ..faces import FaceTrack
 
     with np.load(path, allow_pickle=False) as stored:
-        names = {item.name for item in fields(FaceTrack)}
-        values = {key[6:]: stored[key] for key in stored.files if key.startswith("faces_") and key[6:] in names}
+        faces = FaceTrack.from_arrays(stored, source=str(stored["source"]) or None,
+                                      landmarker=str(stored["landmarker"]))
         action_units = None
         if "au_values" in stored.files:
             action_units = xr.DataArray(stored["au_values"], dims=("time", "au"),
                                         coords={"au": stored["au_names"].astype(str)})
-    for key in ("source", "landmarker"):
-        if key in values:
-            values[key] = str(values[key])
-    if "frame_size" in values:
-        values["frame_size"] = tuple(int(v) for v in values["frame_size"])
-    return FaceTrack(**values), action_units
+    return faces, action_units
 
 
 def prepare(entry: Entry, settings: dict, store: str) -> dict:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..clips import iter_clips
 from ..crop import FaceCrop
-from ..errors import FaceTrackError, ModelError, NoFaceWarning, OutputRangeWarning
+from ..errors import FaceTrackError, ModelError, NoFaceWarning, OutputRangeWarning, VideoLayoutError
 from ..faces import FaceTrack, track_faces
 from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
@@ -190,6 +190,9 @@ class VideoSource:
         """Read what the run needs to know of ``video`` (a path is not decoded whole)."""
         if isinstance(video, Video):
             first, source, start = video, video.source, video.start
+        elif not isinstance(video, (str, Path)):
+            raise VideoLayoutError(f"explain takes a Video or the path of a video file, got {type(video).__name__}; "
+                                   "wrap frames with ex.Video.from_array(frames, fps=...)")
         else:
             video = Path(video)
             first, source, start = load_video(video, max_frames=1), str(video), 0

@@ -131,10 +131,15 @@ def plan_explain(model, methods, method_options: dict, *, target=None, regions="
         # the same model_hash: explanations are of the model in eval mode.
         warnings.warn(f"{model.name} was in training mode; it is put in eval mode to be explained",
                       stacklevel=3)
+    clip_length, stride = _whole(clip_length or model.clip_length, "clip_length", 1), _whole(stride, "stride", 1)
+    if stride > clip_length:
+        # frames between clips would be covered by none: found only after all the work
+        raise MethodError(f"stride {stride} is longer than the clip length {clip_length}: the frames between "
+                          "clips would not be explained; use a stride of at most the clip length")
     model.module.eval().to(device)
     return ExplainPlan(
         model=model, methods=chosen, scheme=scheme, target=target, layer=gradient_layer(model, chosen, device),
-        clip_length=_whole(clip_length or model.clip_length, "clip_length", 1), stride=_whole(stride, "stride", 1),
+        clip_length=clip_length, stride=stride,
         keep_pixels=bool(keep_pixels), device=device, seed=_whole(seed, "seed", 0),
         batch_size=None if batch_size == "auto" else batch_size,
     )

@@ -22,7 +22,7 @@ from .landmarkers import (
     default_landmarker,
     face_recognition_model_path,
 )
-from .openface import read_openface
+from .openface import read_openface, read_openface_for
 from .proxies import AU_PROXIES, landmark_action_units
 from .subject import Signature
 from .tracking import track_faces
@@ -42,6 +42,7 @@ __all__ = [
     "inter_ocular_distance",
     "landmark_action_units",
     "read_openface",
+    "read_openface_for",
     "Signature",
     "track_faces",
 ]

@@ -105,6 +105,9 @@ class VideoModel:
         import torch
 
         frames = np.asarray(frames)
+        if frames.dtype != np.uint8:
+            raise ModelError(f"frames must be uint8 RGB (0-255), got {frames.dtype}; frames in [0, 1] become "
+                             "uint8 with (frames * 255).round().astype(np.uint8)")
         if frames.ndim == 4:
             frames = frames[None]
         if frames.ndim != 5 or frames.shape[-1] != 3:
@@ -133,6 +136,13 @@ class VideoModel:
     # --- output ---------------------------------------------------------------------
     def __call__(self, x):
         """``(N, K)`` outputs of a preprocessed batch (the forward Captum sees)."""
+        if getattr(x, "ndim", 0) != 5 or x.shape[self.channel_dim] != 3:
+            order = "(N, 3, T, H, W)" if self.layout == "NCTHW" else "(N, T, 3, H, W)"
+            raise ModelError(f"{self.name} takes a preprocessed batch {order} ({self.layout}), got "
+                             f"{tuple(getattr(x, 'shape', ()))}; make it with model.preprocess(frames)")
+        return self._forward(x)
+
+    def _forward(self, x):
         out = _first_tensor(self.module(x))
         if out.ndim == 1:
             out = out[:, None]
@@ -243,7 +253,7 @@ class VideoModel:
         shape = [1, 3, self.clip_length, *size] if layout == "NCTHW" else [1, self.clip_length, 3, *size]
         try:
             with torch.no_grad():
-                self(torch.zeros(shape, device=device))
+                self._forward(torch.zeros(shape, device=device))  # the module itself, in either layout
         except ModelError:
             raise  # our own diagnosis (e.g. an output of the wrong shape) says it best
         except (RuntimeError, ValueError, IndexError) as exc:
