@@ -187,3 +187,16 @@ def test_inputs_the_property_tests_found_get_our_errors_up_front():
     with pytest.raises(ModelError, match=r"takes a preprocessed batch \(N, 3, T, H, W\)"):
         model(torch.zeros(1, 16, 3, 64, 64))  # NTCHW given to an NCTHW model
     assert ex.faces.read_openface_for is not None
+
+
+def test_a_face_track_of_another_length_than_a_video_file_is_refused_naming_both(tmp_path, short_video,
+                                                                                  short_faces):
+    from expresso_xai.errors import FaceTrackError
+
+    path = ex.samples.files.write_video(short_video.frames, tmp_path / "v.mp4", fps=short_video.fps)
+    model = tiny_model(input_size=(64, 64))
+    longer = ex.faces.FaceTrack.concatenate([short_faces, short_faces[:8]])
+    with pytest.raises(FaceTrackError, match=r"face track has 56 frames but .*v.mp4 has 48"):
+        ex.explain(model, path, faces=longer, methods=["saliency"], progress=False)
+    with pytest.raises(FaceTrackError, match=r"face track has 40 frames but .*v.mp4 has more"):
+        ex.explain(model, path, faces=short_faces[:40], methods=["saliency"], progress=False)

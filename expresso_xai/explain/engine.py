@@ -229,6 +229,7 @@ class VideoSource:
         clips = iter_clips(self.video, plan.clip_length, plan.stride)
         self.hasher, self.digests = FrameHasher(), {0: FrameHasher().hexdigest()}
         in_memory = isinstance(self.video, Video)  # already hashed whole, and in the fingerprint
+        clip = positions = None
         with tqdm(clips, total=total, desc="explain", unit="clip", disable=not progress, leave=False) as bar:
             for index, clip in enumerate(bar):
                 if index == skip and skip and not in_memory and self.digests[skip] != state.video_digest:
@@ -239,13 +240,16 @@ class VideoSource:
                     return
                 positions = clip.indices - self.first_frame
                 if positions.max() >= n_frames:
-                    raise ModelError(f"the face track has {n_frames} frames but the video has more; "
-                                     "pass faces tracked on the same video")
+                    raise FaceTrackError(f"the face track has {n_frames} frames but {self.source or 'the video'} "
+                                         "has more: give the track of this video")
                 if not in_memory:
                     self.hasher.update(clip.frames, positions)
                     self.digests = {index: self.digests.get(index), index + 1: self.hasher.hexdigest()}
                 if index >= skip:
                     yield positions, clip
+        if clip is not None and int(positions.max()) + 1 < n_frames:
+            raise FaceTrackError(f"the face track has {n_frames} frames but {self.source or 'the video'} has "
+                                 f"{int(positions.max()) + 1}: give the track of this video")
 
     def digest_after(self, n_clips: int) -> str:
         """The hash of the frames of the first ``n_clips`` clips (kept for the last two)."""
