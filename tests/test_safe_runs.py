@@ -200,3 +200,20 @@ def test_a_face_track_of_another_length_than_a_video_file_is_refused_naming_both
         ex.explain(model, path, faces=longer, methods=["saliency"], progress=False)
     with pytest.raises(FaceTrackError, match=r"face track has 40 frames but .*v.mp4 has more"):
         ex.explain(model, path, faces=short_faces[:40], methods=["saliency"], progress=False)
+
+
+def test_a_face_track_of_another_frame_size_is_refused_naming_both_unless_its_size_was_estimated(short_video,
+                                                                                               short_faces):
+    from dataclasses import replace
+
+    from expresso_xai.errors import FaceTrackError
+
+    model = tiny_model(input_size=(64, 64))
+    height, width = short_video.height, short_video.width
+    other = replace(short_faces, frame_size=(height + 8, width + 8))  # landmarks still inside the frame
+    with pytest.raises(FaceTrackError, match=rf"{width + 8}x{height + 8} frames but .* is {width}x{height}"):
+        ex.explain(model, short_video, faces=other, methods=["saliency"], progress=False)
+    estimated = replace(other, frame_size_estimated=True)  # e.g. read_openface(csv) without the video
+    cube = ex.explain(model, short_video, faces=estimated, methods=["saliency"], progress=False)
+    assert cube.sizes["time"] == short_video.n_frames
+    assert ex.FaceTrack.from_arrays(estimated.to_arrays()).frame_size_estimated

@@ -107,6 +107,9 @@ class FaceTrack:
             the frame before and that the fitted landmarks agree with. Low where a group
             lost track (a hand over the mouth); NaN where not measured (no face, the first
             frame of a stretch, imported tracks).
+        frame_size_estimated: True when ``frame_size`` was not known but estimated from
+            the landmarks (an OpenFace CSV read without its video); only a known frame
+            size must equal the video's in :meth:`require_frame`.
 
     Example:
         >>> import expresso_xai as ex
@@ -127,6 +130,7 @@ class FaceTrack:
     landmarker: str = "unknown"
     track_id: np.ndarray | None = None
     landmark_quality: np.ndarray | None = None
+    frame_size_estimated: bool = False
 
     def __post_init__(self) -> None:
         self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
@@ -167,7 +171,8 @@ class FaceTrack:
 
     def _with_frames(self, **per_frame) -> "FaceTrack":
         """A track with the same frame size, source and landmarker and these per-frame fields."""
-        return FaceTrack(frame_size=self.frame_size, source=self.source, landmarker=self.landmarker, **per_frame)
+        return FaceTrack(frame_size=self.frame_size, source=self.source, landmarker=self.landmarker,
+                         frame_size_estimated=self.frame_size_estimated, **per_frame)
 
     def __getitem__(self, index) -> "FaceTrack":
         """Frames of the track by slice or index array (e.g. a clip's positions), as
@@ -204,8 +209,10 @@ class FaceTrack:
         return digest.hexdigest()
 
     def require_frame(self, frame_size: tuple[int, int], video: str = "the video", margin: float = 0.5) -> "FaceTrack":
-        """Raise :class:`~expresso_xai.errors.FaceTrackError` when the landmarks cannot be
-        this video's: some lie beyond its ``(height, width)`` frame by more than ``margin``
+        """Raise :class:`~expresso_xai.errors.FaceTrackError` when the track cannot be this
+        video's: its frame size, when known (not ``frame_size_estimated`` from the
+        landmarks, as for an OpenFace CSV read without its video), differs from the video's
+        ``(height, width)``, or some landmarks lie beyond that frame by more than ``margin``
         of a side (a track of another video, e.g. an OpenFace CSV of a 1920x1080 copy used
         with a 640x360 one). Returns the track.
 
@@ -216,8 +223,18 @@ class FaceTrack:
             >>> faces.require_frame((360, 640), "clip.mp4")  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
+            expresso_xai.errors.FaceTrackError: the face track is of 1920x1080 frames but clip.mp4 is 640x360: ...
+            >>> from dataclasses import replace  # a CSV read without its video: the size is a guess
+            >>> replace(faces, frame_size_estimated=True).require_frame((360, 640), "clip.mp4")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
             expresso_xai.errors.FaceTrackError: the face track's landmarks reach x=1500, y=1500, far outside clip.mp4's 640x360 frame ...
         """
+        known = not self.frame_size_estimated and min(self.frame_size) > 0
+        if known and tuple(int(v) for v in self.frame_size) != tuple(int(v) for v in frame_size):
+            raise FaceTrackError(f"the face track is of {self.frame_size[1]}x{self.frame_size[0]} frames but {video} "
+                                 f"is {frame_size[1]}x{frame_size[0]}: it is the track of another video (or another "
+                                 "size of it)")
         found = self.landmarks[self.face_found]
         if not found.size:
             return self
@@ -316,7 +333,8 @@ class FaceTrack:
             ((64, 80), [0, -1, 0])
         """
         arrays = {name: getattr(self, name) for name in self.PER_FRAME}
-        return {**arrays, "frame_size": np.array(self.frame_size, dtype=np.int64)}
+        return {**arrays, "frame_size": np.array(self.frame_size, dtype=np.int64),
+                "frame_size_estimated": np.array(self.frame_size_estimated)}
 
     @classmethod
     def from_arrays(cls, arrays, source: str | None = None, landmarker: str = "unknown") -> "FaceTrack":
@@ -332,7 +350,8 @@ class FaceTrack:
         fields.setdefault("boxes", np.full((n, 4), np.nan))
         fields.setdefault("n_faces", np.asarray(fields["face_found"], dtype=np.int32))
         size = tuple(int(v) for v in np.asarray(arrays["frame_size"]))
-        return cls(frame_size=size, source=source, landmarker=landmarker, **fields)
+        estimated = bool(np.asarray(arrays["frame_size_estimated"])) if "frame_size_estimated" in arrays else False
+        return cls(frame_size=size, source=source, landmarker=landmarker, frame_size_estimated=estimated, **fields)
 
     def __repr__(self) -> str:
         """One line: frames, found fraction, frame size, source and landmarker.

@@ -296,6 +296,7 @@ def _face_track(landmarks: np.ndarray, success: np.ndarray, confidence: np.ndarr
                 frame_size: tuple[int, int] | None, source: str) -> FaceTrack:
     """The track of the frames with a face; without ``frame_size``, the smallest frame that
     holds their landmarks (OpenFace does not record it)."""
+    estimated = frame_size is None
     if frame_size is None:
         valid = landmarks[success]
         frame_size = (0, 0)
@@ -311,6 +312,7 @@ def _face_track(landmarks: np.ndarray, success: np.ndarray, confidence: np.ndarr
         detected=np.ones(len(landmarks), dtype=bool),
         source=source,
         landmarker="openface2",
+        frame_size_estimated=estimated,
     )
 
 
