@@ -347,3 +347,47 @@ def test_a_long_video_in_slices_equals_it_explained_whole_and_resumes_its_finish
     assert not list(store.glob(".*.slices"))
     with pytest.raises(CohortError, match="slice_frames"):
         run(manifest, store, batch_size=2, slice_frames=4)
+
+
+def test_a_model_whose_batch_cannot_be_timed_on_a_probe_runs_with_the_fallback(cohort_dir, tmp_path):
+    import torch
+
+    from expresso_xai.cohort.run import FALLBACK_BATCH_SIZE
+
+    def backbone(stream):
+        torch.manual_seed(len(stream))
+        return torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                   torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten()), 4
+
+    # a multi-stream model has no stream boxes before a clip's landmarks: no probe input runs
+    model = ex.models.MultiStream(backbone=backbone, input_size=(64, 64), stream_size=(32, 32))
+    done = ex.cohort.run(cohort_dir / "manifest.csv", model, methods=["saliency"], store=tmp_path / "ms.zarr",
+                         client="sequential", progress=False)
+    assert done.counts()["done"] == 3 and done.settings["batch_size"] == FALLBACK_BATCH_SIZE
+
+
+def test_slices_of_other_files_or_with_pixel_maps_are_not_used(long_cohort, tmp_path):
+    from expresso_xai.cohort import slices
+
+    copy = tmp_path / "long"
+    shutil.copytree(long_cohort, copy)
+    manifest = copy / "manifest.csv"
+    store = tmp_path / "sliced.zarr"
+    whole = run(manifest, tmp_path / "whole.zarr", batch_size=2)
+    settings = dict(whole.settings, slice_frames=16)
+    CohortStore.create(store, settings)
+    entry = read_manifest(manifest)[0]
+    slices.prepare(entry, settings, str(store))
+    slices.explain_slice(entry, "demo", settings, str(store), 0, 2, {"status": "ready"})
+    # the participant's video is replaced (other frames, same name) before the run resumes
+    other = read_manifest(manifest)[1].video
+    shutil.copyfile(other, entry.video)
+    os.utime(entry.video, ns=(1, 1))
+    resumed = run(manifest, store, batch_size=2, slice_frames=16)
+    assert resumed.counts()["done"] == 2
+    fresh = run(manifest, tmp_path / "fresh.zarr", batch_size=2)  # the new files, whole
+    assert CohortStore(store).differences(tmp_path / "fresh.zarr") == []
+    assert CohortStore(store).differences(tmp_path / "whole.zarr") != []
+    assert fresh.counts()["done"] == 2
+    with pytest.raises(CohortError, match="keep_pixels"):
+        run(manifest, tmp_path / "pixels.zarr", slice_frames=16, keep_pixels=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from .task import ENGINE_OPTIONS, explain_participant
 
 log = logging.getLogger(__name__)
 
+#: the batch size when "auto" cannot be timed on a probe input (a model that needs the
+#: clip's landmarks, as multi-stream models do)
+FALLBACK_BATCH_SIZE = 8
 #: Worker processes keep OpenMP and BLAS to one thread each, as torch is (no oversubscription).
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -86,17 +90,24 @@ def _batch_size(engine: dict, store: str | Path, resume: bool, model, torch_thre
     wanted = engine.get("batch_size", "auto")
     if wanted != "auto":
         return wanted
-    stored = CohortStore(store).settings.get("batch_size") if resume and is_store(store) else None
+    path = CohortStore(store).path
+    stored = CohortStore(path).settings.get("batch_size") if resume and is_store(path) else None
     if isinstance(stored, int):
         return stored
     import torch
 
-    threads = torch.get_num_threads()
+    threads, training = torch.get_num_threads(), model.module.training
+    device = engine.get("device", "cpu")
     torch.set_num_threads(torch_threads)
+    model.module.eval().to(device)  # timing forwards must not move batch-norm statistics
     try:
-        return int(fastest_batch(model, model.probe_input()))
+        return int(fastest_batch(model, model.probe_input(device=device)))
+    except Exception as exc:  # noqa: BLE001 - a model that needs a clip's landmarks (multi-stream)
+        log.info("could not time batch sizes for %s (%s); using %d", model.name, exc, FALLBACK_BATCH_SIZE)
+        return FALLBACK_BATCH_SIZE
     finally:
         torch.set_num_threads(threads)
+        model.module.train(training)
 
 
 def _model_ref(model):
@@ -133,6 +144,9 @@ def run_settings(model, methods, engine: dict, method_options: dict, torch_threa
                                      or slice_frames < 2 * plan.stride):
         raise CohortError(f"slice_frames must be None or a whole number of at least two strides "
                           f"({2 * plan.stride} frames), got {slice_frames!r}")
+    if slice_frames is not None and plan.keep_pixels:
+        raise CohortError("slice_frames does not go with keep_pixels: each slice would hold the whole video's "
+                          "pixel maps; explain long videos with pixels one per task (slice_frames=None)")
     import json
 
     import torch
@@ -381,6 +395,9 @@ def _run_locked(entries, cohort: CohortStore, settings: dict, model_arg, client,
     if removed:
         log.info("%s: removed %d participant(s) left half-written by a stopped run", cohort.path, removed)
     finished = cohort.finished()
+    for folder in cohort.path.glob(".*.slices"):  # left by a run stopped after its participant was written
+        if folder.name[1:-len(".slices")] in finished:
+            shutil.rmtree(folder, ignore_errors=True)
     _check_records(entries, finished, cohort)
     todo = [entry for entry in entries if entry.participant not in finished]
     records = {name: {"participant": name, "status": "present", "reason": ""}

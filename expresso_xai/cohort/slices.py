@@ -41,15 +41,17 @@ def clip_ranges(n_frames: int, clip_length: int, stride: int, slice_frames: int)
 
     Example:
         >>> clip_ranges(100, 16, 8, 40)
-        [(0, 5), (5, 10), (10, None)]
+        [(0, 5), (5, None)]
         >>> clip_ranges(30, 16, 8, 40)
         [(0, None)]
     """
     n_clips = max(1, -(-max(n_frames - clip_length, 0) // stride) + 1)
     per_slice = max(2, slice_frames // stride)
     starts = list(range(0, n_clips, per_slice))
-    if len(starts) > 1 and n_clips - starts[-1] < 2:
-        starts.pop()  # a last slice of one clip joins the one before
+    if len(starts) > 1 and n_clips - starts[-1] < 3:
+        # the clip aligned to the video's end can make a third covering clip there: the
+        # last slice holds all three, so their sum is grouped as in the whole run
+        starts.pop()
     return [(start, stop) for start, stop in zip(starts, starts[1:] + [None])]
 
 
@@ -57,15 +59,35 @@ def folder_of(store: CohortStore, participant: str) -> Path:
     return store.path / f".{participant}.slices"
 
 
+def _files(entry: Entry) -> dict:
+    """The participant's files as they are now (size and modification time): slices saved
+    from other files are not used."""
+    found = {}
+    for path in (entry.video, entry.openface):
+        if path is not None and Path(path).exists():
+            stat = Path(path).stat()
+            found[str(path)] = [stat.st_size, stat.st_mtime_ns]
+    return found
+
+
 def _fingerprint(entry: Entry, settings: dict, first: int | None = None, stop: int | None = None) -> str:
-    return json.dumps({"settings": settings, "participant": entry.record(), "clips": [first, stop]},
-                      sort_keys=True, default=str)
+    return json.dumps({"settings": settings, "participant": entry.record(), "files": _files(entry),
+                       "clips": [first, stop]}, sort_keys=True, default=str)
 
 
-def _save_inputs(path: Path, faces, action_units) -> None:
+def _stored_fingerprint(path: Path) -> str | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return str(stored["fingerprint"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save_inputs(path: Path, faces, action_units, fingerprint: str) -> None:
     from ..files import atomic_path
 
-    arrays = {**faces.to_arrays(), "source": np.asarray(faces.source or ""), "landmarker": np.asarray(faces.landmarker)}
+    arrays = {**faces.to_arrays(), "source": np.asarray(faces.source or ""), "landmarker": np.asarray(faces.landmarker),
+              "fingerprint": np.asarray(fingerprint)}
     if action_units is not None:
         arrays["au_values"] = np.asarray(action_units.values, dtype=np.float32)
         arrays["au_names"] = np.asarray([str(a) for a in action_units.au.values])
@@ -101,10 +123,12 @@ def prepare(entry: Entry, settings: dict, store: str) -> dict:
     path = folder_of(cohort, entry.participant) / _INPUTS
 
     def work():
-        if not path.exists():
-            path.parent.mkdir(exist_ok=True)
+        fingerprint = _fingerprint(entry, settings)
+        if not path.exists() or _stored_fingerprint(path) != fingerprint:
+            shutil.rmtree(path.parent, ignore_errors=True)  # slices of other inputs or settings
+            path.parent.mkdir()
             video, faces, action_units = participant_inputs(entry, track=True)
-            _save_inputs(path, faces, action_units)
+            _save_inputs(path, faces, action_units, fingerprint)
         return "ready"
 
     return attempt(entry, cohort, settings, work)

@@ -160,7 +160,8 @@ def attempt(entry: Entry, cohort: CohortStore, settings: dict, work) -> dict:
         if entry.participant in cohort.finished():
             record["status"] = "present"
         else:
-            with torch_threads(settings["torch_threads"]):
+            with torch_threads(settings["torch_threads"]), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # per-frame warnings go into the cube, not the worker's log
                 record["status"] = work()
     except ExpressoError as exc:
         record.update(status="failed", reason=" ".join(str(exc).split()))

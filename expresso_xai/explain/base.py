@@ -124,13 +124,18 @@ class ClipContext:
             self.cache[key] = value
         return self.cache[key]
 
+    def output_is_known(self) -> bool:
+        """Whether :meth:`output` at the clip's own input costs no forward (the one
+        :func:`prepare_clip` ran, for this very input tensor)."""
+        return "output" in self.cache and self.cache.get("output_of") is self.x
+
     def output(self, x=None):
         """Target output for a batch (no gradient), checked for shape and NaN. At the
         clip's own input it is the output :func:`prepare_clip` already computed (no
         second forward for it)."""
         import torch
 
-        if x is None and "output" in self.cache:
+        if x is None and self.output_is_known():
             return self.cache["output"][:, self.target]
         with torch.no_grad():
             out = self.model(self.x if x is None else x)
@@ -242,7 +247,7 @@ def graph_forward(model, x, layer=None) -> dict:
     finally:
         if handle is not None:
             handle.remove()
-    return {"x": leaf, "output": out, "activation": captured.get("activation")}
+    return {"x": leaf, "output": out, "activation": captured.get("activation"), "of": x, "layer": layer}
 
 
 def shared_gradients(ctx: ClipContext) -> dict:
@@ -255,7 +260,9 @@ def shared_gradients(ctx: ClipContext) -> dict:
 
     if "gradients" in ctx.cache:
         return ctx.cache["gradients"]
-    forward = ctx.cache.pop("graph", None) or graph_forward(ctx.model, ctx.x, ctx.gradient_layer)
+    forward = ctx.cache.pop("graph", None)
+    if forward is None or forward["of"] is not ctx.x or forward["layer"] is not ctx.gradient_layer:
+        forward = graph_forward(ctx.model, ctx.x, ctx.gradient_layer)  # none kept for this input and layer
     out = forward["output"]
     check_output(out, ctx.model, ctx.target)
     # autograd.grad, not backward() with a hook on the activation: a tensor hook closing

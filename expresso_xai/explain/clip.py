@@ -138,7 +138,7 @@ def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, re
                 out = model(x)
     check_output(out, model, 0)
     clip_target = resolve_target(target, out, model)
-    cache["output"] = out
+    cache["output"], cache["output_of"] = out, x
     return ClipContext(model=model, x=x, frames=model_frames, region_map=clip_region_map(faces, crop,
                        get_scheme(regions), indices), target=clip_target, device=device, seed=seed,
                        batch_size=batch_size, gradient_layer=gradient_layer, landmarks=landmarks,

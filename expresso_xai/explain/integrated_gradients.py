@@ -62,9 +62,9 @@ class IntegratedGradients(Method):
         from captum.attr import IntegratedGradients as CaptumIG
 
         explainer = CaptumIG(ctx.model)
+        passes = 1 if ctx.output_is_known() else 2  # f(b), and f(x) unless the clip's forward gave it
         f_x = float(ctx.output()[0])
         f_b = float(ctx.output(baseline)[0])
-        passes = 2
         for steps in self._schedule():
             attribution = explainer.attribute(
                 ctx.x, baselines=baseline, target=ctx.target, n_steps=steps, method="gausslegendre",

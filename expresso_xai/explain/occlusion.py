@@ -33,10 +33,11 @@ class Occlusion(Method):
         mask = feature_mask(ctx.region_map, int(self.options["window"]))
         baseline = ctx.baseline(self.options["baseline"])
         per_eval = int(self.options["perturbations_per_eval"] or ctx.batch_size or 1)
+        reference_pass = 0 if ctx.output_is_known() else 1  # f(x): the clip's own forward when known
         values = ablate(ctx, mask, baseline, per_eval)
         pixel_map = spread(values, mask)
         return MethodResult(region_time=ctx.region_map.pool(pixel_map), pixel_map=pixel_map,
-                            passes=len(values) + 1)
+                            passes=len(values) + reference_pass)
 
 
 def ablate(ctx: ClipContext, mask: np.ndarray, baseline, per_eval: int) -> np.ndarray:
