@@ -90,8 +90,8 @@ def _batch_size(engine: dict, store: str | Path, resume: bool, model, torch_thre
     wanted = engine.get("batch_size", "auto")
     if wanted != "auto":
         return wanted
-    path = CohortStore(store).path
-    stored = CohortStore(path).settings.get("batch_size") if resume and is_store(path) else None
+    cohort = CohortStore(store)  # its path has '~' expanded, as is_store needs
+    stored = cohort.settings.get("batch_size") if resume and is_store(cohort.path) else None
     if isinstance(stored, int):
         return stored
     import torch
