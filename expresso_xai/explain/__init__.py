@@ -23,10 +23,11 @@ from . import (  # noqa: F401  (importing registers the methods)
     smoothgrad,
 )
 from .base import BASELINES, METHODS, ClipContext, Method, MethodResult, get_method, register
-from .clip import prepare_clip, run_methods
+from .clip import ClipInput, crop_clip, forward_clip, prepare_clip, run_methods
 from .engine import explain, fastest_batch
 from .plan import ExplainPlan, plan_explain
 from .state import ExplainState
 
-__all__ = ["BASELINES", "METHODS", "ClipContext", "ExplainPlan", "ExplainState", "Method", "MethodResult", "explain",
-           "fastest_batch", "get_method", "plan_explain", "prepare_clip", "register", "run_methods"]
+__all__ = ["BASELINES", "METHODS", "ClipContext", "ClipInput", "ExplainPlan", "ExplainState", "Method", "MethodResult",
+           "crop_clip", "explain", "fastest_batch", "forward_clip", "get_method", "plan_explain", "prepare_clip",
+           "register", "run_methods"]

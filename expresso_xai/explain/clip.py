@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
-from typing import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -89,12 +90,90 @@ def gradient_layer(model, methods: dict[str, Method], device="cpu"):
     return layers[name]
 
 
+@dataclass(eq=False)
+class ClipInput:
+    """One clip made ready for the model without running it: what :func:`crop_clip`
+    returns and :func:`forward_clip` takes. Making it touches no model state, so it can
+    be made in another thread while the model runs on the clip before.
+
+    Attributes:
+        frames: ``(L, H, W, 3)`` uint8 frames at the model's input (cropped).
+        landmarks: ``(L, 68, 2)`` landmarks in model-input pixels (NaN without a face).
+        region_map: the clip's :class:`~expresso_xai.RegionMap` at the model's input.
+        x: the preprocessed ``(1, ...)`` input tensor in the model's layout, on ``device``.
+        frame_indices, timestamps: the frames' indices in the video and their seconds.
+    """
+
+    frames: np.ndarray
+    landmarks: np.ndarray
+    region_map: RegionMap
+    x: Any
+    frame_indices: np.ndarray
+    timestamps: Any = None
+
+
+def crop_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, regions="partition", *,
+              frame_indices=None, timestamps=None, device="cpu") -> ClipInput:
+    """The model-free half of :func:`prepare_clip`: source frames cropped like the
+    landmarks, the clip's region map at the model's input, and the preprocessed tensor.
+
+    Example:
+        >>> from expresso_xai.testing import clip_inputs
+        >>> model, frames, faces, crop = clip_inputs(input_size=(64, 64))
+        >>> clip = crop_clip(model, frames, faces, crop)
+        >>> clip.frames.shape, tuple(clip.x.shape)
+        ((16, 64, 64, 3), (1, 3, 16, 64, 64))
+    """
+    if not len(frames) == len(faces) == len(crop):
+        raise ModelError(f"a clip needs as many face-track and crop frames as frames, got {len(frames)} frames, "
+                         f"{len(faces)} face-track frames and {len(crop)} crop frames")
+    indices = np.arange(len(frames)) if frame_indices is None else np.asarray(frame_indices)
+    model_frames = crop.apply(frames)
+    return ClipInput(frames=model_frames, landmarks=crop.apply_landmarks(faces.landmarks),
+                     region_map=clip_region_map(faces, crop, get_scheme(regions), indices),
+                     x=model.preprocess(model_frames, device), frame_indices=indices, timestamps=timestamps)
+
+
+def forward_clip(model, clip: ClipInput, *, target=None, device="cpu", seed: int = 0, batch_size: int | None = None,
+                 gradient_layer=None, keep_graph: bool = False) -> ClipContext:
+    """The model half of :func:`prepare_clip`: one checked forward of a :class:`ClipInput`
+    (recording the graph when ``keep_graph``) and its target resolved.
+
+    Example:
+        >>> from expresso_xai.testing import clip_inputs
+        >>> model, frames, faces, crop = clip_inputs(input_size=(64, 64))
+        >>> ctx = forward_clip(model, crop_clip(model, frames, faces, crop))
+        >>> ctx.target, ctx.output_is_known()
+        (0, True)
+    """
+    import torch
+
+    indices, x = clip.frame_indices, clip.x
+    model.prepare_clip(clip.landmarks)  # a multi-stream model places its boxes: model state, so here
+    cache = {}
+    with _failures_named(f"{model.name} failed on frames {indices[0]}-{indices[-1]}", ModelError):
+        if keep_graph:
+            cache["graph"] = graph_forward(model, x, gradient_layer)
+            out = cache["graph"]["output"].detach()
+        else:
+            with torch.no_grad():
+                out = model(x)
+    check_output(out, model, 0)
+    clip_target = resolve_target(target, out, model)
+    cache["output"], cache["output_of"] = out, x
+    return ClipContext(model=model, x=x, frames=clip.frames, region_map=clip.region_map, target=clip_target,
+                       device=device, seed=seed, batch_size=batch_size, gradient_layer=gradient_layer,
+                       landmarks=clip.landmarks, prediction=float(out[0, clip_target]), timestamps=clip.timestamps,
+                       cache=cache)
+
+
 def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, regions="partition", *,
                  target=None, frame_indices=None, timestamps=None, device="cpu", seed: int = 0,
                  batch_size: int | None = None, gradient_layer=None, keep_graph: bool = False) -> ClipContext:
     """One clip of source frames, ready to be explained: cropped like the landmarks, its
     region map at the model's input, preprocessed, run once through the model (checked
-    for shape and NaN) and its target resolved.
+    for shape and NaN) and its target resolved. It is :func:`crop_clip` then
+    :func:`forward_clip`.
 
     Args:
         model: a :class:`~expresso_xai.models.VideoModel`.
@@ -118,31 +197,10 @@ def prepare_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, re
         >>> ctx.frames.shape, ctx.target, ctx.region_map.names[0]
         ((16, 64, 64, 3), 0, 'right_eye')
     """
-    import torch
-
-    if not len(frames) == len(faces) == len(crop):
-        raise ModelError(f"a clip needs as many face-track and crop frames as frames, got {len(frames)} frames, "
-                         f"{len(faces)} face-track frames and {len(crop)} crop frames")
-    indices = np.arange(len(frames)) if frame_indices is None else np.asarray(frame_indices)
-    model_frames = crop.apply(frames)
-    landmarks = crop.apply_landmarks(faces.landmarks)  # in model-input pixels
-    model.prepare_clip(landmarks)
-    x = model.preprocess(model_frames, device)
-    cache = {}
-    with _failures_named(f"{model.name} failed on frames {indices[0]}-{indices[-1]}", ModelError):
-        if keep_graph:
-            cache["graph"] = graph_forward(model, x, gradient_layer)
-            out = cache["graph"]["output"].detach()
-        else:
-            with torch.no_grad():
-                out = model(x)
-    check_output(out, model, 0)
-    clip_target = resolve_target(target, out, model)
-    cache["output"], cache["output_of"] = out, x
-    return ClipContext(model=model, x=x, frames=model_frames, region_map=clip_region_map(faces, crop,
-                       get_scheme(regions), indices), target=clip_target, device=device, seed=seed,
-                       batch_size=batch_size, gradient_layer=gradient_layer, landmarks=landmarks,
-                       prediction=float(out[0, clip_target]), timestamps=timestamps, cache=cache)
+    clip = crop_clip(model, frames, faces, crop, regions, frame_indices=frame_indices, timestamps=timestamps,
+                     device=device)
+    return forward_clip(model, clip, target=target, device=device, seed=seed, batch_size=batch_size,
+                        gradient_layer=gradient_layer, keep_graph=keep_graph)
 
 
 def run_methods(ctx: ClipContext, methods: Iterable[str] | Mapping[str, Method]) -> dict[str, MethodResult]:

@@ -148,7 +148,7 @@ def explain(
     source = VideoSource.open(video, faces, progress)
     crop = _crop_for(plan.model, source.faces, crop)
     state = new_state(plan, len(source.faces))
-    checkpointer.restore(state, fingerprint(plan, source, crop))
+    checkpointer.restore(state, lambda: fingerprint(plan, source, crop))
     with checkpointer.guard(state):
         for positions, clip in source.clips(plan, state, progress):
             ctx = _prepare(plan, state, clip, positions, source.faces, crop)
@@ -311,9 +311,14 @@ class Checkpointer:
         self.fingerprint = ""
         self.saved_at, self.saved_done = time.perf_counter(), 0
 
-    def restore(self, state: ExplainState, fingerprint: str) -> None:
-        self.fingerprint = fingerprint
-        if self.path is not None and state.load(self.path, fingerprint):
+    def restore(self, state: ExplainState, fingerprint) -> None:
+        """Resume ``state`` from the file when it was made by the same run; ``fingerprint``
+        is the run's fingerprint or a function returning it (called only when there is a
+        file: hashing the model's weights costs a tenth of an r3d_18 clip)."""
+        if self.path is None:
+            return
+        self.fingerprint = fingerprint() if callable(fingerprint) else fingerprint
+        if state.load(self.path, self.fingerprint):
             self.saved_done = state.done
 
     def save(self, state: ExplainState) -> None:

@@ -292,13 +292,25 @@ class VideoModel:
 
     # --- provenance -----------------------------------------------------------------
     def weights_hash(self) -> str:
-        """SHA-256 of the parameters and buffers (names, shapes and values)."""
+        """SHA-256 of the parameters and buffers (names, shapes and values).
+
+        Remembered until a tensor changes: torch counts every in-place change of a tensor
+        (an optimiser step, ``load_state_dict``) in its version, and a replaced tensor is
+        another object, so the key below changes with the weights (hashing r3d_18's
+        33 M parameters takes about 90 ms, and ``explain`` asks twice).
+        """
+        tensors = sorted(self.module.state_dict(keep_vars=True).items())
+        key = tuple((name, id(t), t.data_ptr(), t._version, str(t.dtype), tuple(t.shape)) for name, t in tensors)
+        cached = getattr(self, "_weights_hash", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         digest = hashlib.sha256()
-        for key, tensor in sorted(self.module.state_dict().items()):
-            digest.update(key.encode())
+        for name, tensor in tensors:
+            digest.update(name.encode())
             digest.update(str(tuple(tensor.shape)).encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()
+        self._weights_hash = (key, digest.hexdigest())
+        return self._weights_hash[1]
 
     def describe(self) -> str:
         """What the adapter inferred, as text."""
