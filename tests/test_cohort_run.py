@@ -222,6 +222,9 @@ def test_a_store_held_by_a_live_run_is_refused_and_a_dead_runs_lock_taken_over(r
     (copy / "run.lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
     with pytest.raises(OutputError, match="another run"):
         run(cohort_dir / "manifest.csv", copy)
+    with pytest.raises(OutputError, match="emptying it to start again was refused"):  # a restart deletes nothing
+        CohortStore.create(copy, CohortStore(copy).settings, resume=False)
+    assert CohortStore(copy).differences(store) == []
     (copy / "run.lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": socket.gethostname()}))
     with pytest.warns(ex.errors.ExpressoWarning, match="is gone; taking over"):
         assert run(cohort_dir / "manifest.csv", copy).counts()["present"] == 3

@@ -108,6 +108,7 @@ class CohortStore:
                                   "(resume=False, --restart)")
             return store
         if store.path.exists():
+            store.require_unlocked("emptying it to start again")
             store._empty()
         store.path.mkdir(parents=True, exist_ok=True)
         (store.path / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
@@ -198,27 +199,37 @@ class CohortStore:
 
     # --- one run at a time ---------------------------------------------------------
 
+    def require_unlocked(self, doing: str = "writing it") -> None:
+        """:class:`OutputError` when a live run holds the store (before ``doing`` anything
+        to it); a lock left by a run that was killed (its process is gone) is removed."""
+        lock = self.path / LOCK
+        if not lock.exists():
+            return
+        holder = _read_json(lock) or {}
+        if holder.get("host") == socket.gethostname() and not _alive(holder.get("pid")):
+            warnings.warn(f"{self.path}: the run that held it (process {holder.get('pid')}) is gone; "
+                          "taking over", ExpressoWarning, stacklevel=4)
+            lock.unlink(missing_ok=True)
+            return
+        raise OutputError(f"{self.path}: another run (process {holder.get('pid')} on {holder.get('host')}) is "
+                          f"writing this store, so {doing} was refused; wait for it to finish, or delete {lock} "
+                          "if no run is")
+
     def lock(self) -> None:
         """Take the store for this run; :class:`OutputError` when another live run has it.
         A lock left by a run that was killed (its process is gone) is taken over."""
         lock = self.path / LOCK
         mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         for _ in range(2):
+            self.require_unlocked()
             try:
                 handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = _read_json(lock) or {}
-                if holder.get("host") == mine["host"] and not _alive(holder.get("pid")):
-                    warnings.warn(f"{self.path}: the run that held it (process {holder.get('pid')}) is gone; "
-                                  "taking over", ExpressoWarning, stacklevel=3)
-                    lock.unlink(missing_ok=True)
-                    continue
-                raise OutputError(f"{self.path}: another run (process {holder.get('pid')} on "
-                                  f"{holder.get('host')}) is writing this store; wait for it to finish, "
-                                  f"or delete {lock} if no run is") from None
+            except FileExistsError:  # another run took it between the check and here
+                continue
             with os.fdopen(handle, "w") as out:
                 out.write(json.dumps(mine))
             return
+        self.require_unlocked()
 
     def unlock(self) -> None:
         (self.path / LOCK).unlink(missing_ok=True)
