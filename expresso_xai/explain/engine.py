@@ -29,47 +29,12 @@ from ..errors import FaceTrackError, ModelError, NoFaceWarning, OutputRangeWarni
 from ..faces import FaceTrack, track_faces
 from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
+from .batching import batch_size_for, fastest_batch  # noqa: F401  (fastest_batch: importable from here)
 from .clip import prepare_clip, run_methods
 from .plan import ExplainPlan, plan_explain
 from .state import ExplainState
 
 log = logging.getLogger(__name__)
-
-_BATCH_CACHE: dict = {}
-
-
-def fastest_batch(model, x, candidates: Iterable[int] = (1, 2, 4, 8, 16), repeats: int = 2) -> int:
-    """The batch size with the lowest time per sample for no-grad forwards of ``x``,
-    measured on this device (cached per model, input shape and device).
-
-    Batching is not always faster: on a 2-core CPU, 8 perturbations per forward of
-    r3d_18 measured 1.5x slower per sample than one at a time.
-    """
-    import torch
-
-    key = (id(model.module), tuple(x.shape), str(x.device))
-    if key in _BATCH_CACHE:
-        return _BATCH_CACHE[key]
-    best, best_time = 1, float("inf")
-    with torch.no_grad():
-        for size in candidates:
-            batch = x.expand(size, *x.shape[1:]).contiguous()
-            try:
-                model(batch)  # warm-up
-                started = time.perf_counter()
-                for _ in range(repeats):
-                    model(batch)
-            except RuntimeError as exc:  # out of memory on an accelerator
-                log.info("batch of %d failed (%s); keeping %d", size, exc, best)
-                break
-            per_sample = (time.perf_counter() - started) / (repeats * size)
-            if per_sample < 0.95 * best_time:
-                best, best_time = size, per_sample
-            else:
-                break
-    _BATCH_CACHE[key] = best
-    return best
-
 
 def explain(
     model,
@@ -106,7 +71,9 @@ def explain(
             pixel's region ``region_label(time, y, x)`` and the face crop
             ``crop_matrix(time, 2, 3)``: what the Explorer needs to draw overlays.
         batch_size: perturbations or path steps per forward; ``"auto"`` measures what is
-            fastest on the device, once per run.
+            fastest on the device once per model, input shape, device and torch version,
+            and remembers it in the user's cache folder (:mod:`.batching`); the cube's
+            ``batch_size_source`` attr says whether it was given, measured or remembered.
         seed: seeds stochastic methods (smoothgrad, shapley); the same seed gives the same cube.
         crop: the face crop; default ``FaceCrop.from_track(faces, size=model.input_size)``.
         checkpoint: a file (``.npz``) where finished clips are saved every
@@ -269,6 +236,7 @@ def new_state(plan: ExplainPlan, n_frames: int) -> ExplainState:
     dtype = label_dtype(plan.scheme.encoding)
     state = ExplainState.empty(plan.methods, n_frames, len(plan.scheme.names), pixel_size, dtype)
     state.batch_size = plan.batch_size
+    state.batch_source = "given" if plan.batch_size is not None else ""
     return state
 
 
@@ -280,7 +248,8 @@ def _prepare(plan: ExplainPlan, state: ExplainState, clip, positions, faces: Fac
                        seed=plan.seed * 1_000_003 + state.done, batch_size=state.batch_size,
                        gradient_layer=plan.layer, keep_graph=plan.shares_gradient)
     if state.batch_size is None and plan.needs_batch_size:
-        state.batch_size = ctx.batch_size = fastest_batch(plan.model, ctx.x)
+        state.batch_size, state.batch_source = batch_size_for(plan.model, ctx.x)
+        ctx.batch_size = state.batch_size
     return ctx
 
 
@@ -369,6 +338,7 @@ def run_attrs(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Exp
         "stride": plan.stride,
         "seed": plan.seed,
         "batch_size": int(state.batch_size or 1),
+        "batch_size_source": state.batch_source or "unused",
         "device": str(plan.device),
         "aggregation": "frame attribution = mean over the clips covering the frame",
         "methods": {name: method.params() for name, method in plan.methods.items()},

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 ARRAYS = ("totals", "covered", "prediction_sum", "region_area", "timestamps", "pixels", "labels")
 #: the per-clip lists and counters, saved as JSON
 COUNTERS = ("done", "clip_starts", "clip_predictions", "clip_targets", "passes", "shared_passes", "batch_size",
-            "video_digest")
+            "batch_source", "video_digest")
 
 
 @dataclass(eq=False)
@@ -49,6 +49,8 @@ class ExplainState:
         shared_passes: clips whose gradient methods shared one pass.
         batch_size: perturbations per forward, once measured (kept so a resumed run
             batches exactly like the first).
+        batch_source: where it came from: ``"given"`` (``batch_size=``), ``"measured"``
+            or ``"remembered"`` (:mod:`~expresso_xai.explain.batching`), ``""`` when unused.
         video_digest: the hash of the frames the finished clips were decoded from, so a
             resumed run can tell that the file was replaced in between.
 
@@ -74,6 +76,7 @@ class ExplainState:
     passes: dict = field(default_factory=dict)
     shared_passes: int = 0
     batch_size: int | None = None
+    batch_source: str = ""
     video_digest: str = ""
 
     @classmethod
@@ -166,6 +169,7 @@ class ExplainState:
             self.passes[name] = self.passes.get(name, 0) + count
         self.shared_passes += later.shared_passes
         self.batch_size = self.batch_size or later.batch_size
+        self.batch_source = self.batch_source or later.batch_source
         self.done = later.done
 
     def averages(self):
