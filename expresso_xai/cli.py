@@ -99,10 +99,19 @@ def _top_lines(cube, k: int = 3) -> list[str]:
 
 
 def _openface_track(openface: str, video, video_path: str, max_frames: int | None):
-    """The landmarks and action units of an OpenFace CSV, on the video's frames."""
-    from .faces.openface import read_openface_for
+    """The landmarks and action units of an OpenFace CSV, on the video's frames (``video``
+    holds only the first frame when the file is streamed: the CSV's rows are then checked
+    against the frame count the file announces, and against the frames decoded by the run)."""
+    from .errors import OpenFaceFormatError
+    from .faces.openface import read_openface, read_openface_for
 
-    return read_openface_for(openface, video, max_frames)
+    if max_frames is not None:
+        return read_openface_for(openface, video, max_frames)
+    faces, action_units = read_openface(openface, frame_size=(video.height, video.width))
+    expected = video.n_frames_expected
+    if expected is not None and len(faces) != expected:
+        raise OpenFaceFormatError(f"{openface}: {len(faces)} rows but {video_path} has {expected} frames")
+    return faces, action_units
 
 
 def _explain_video(video_path: str, model_name: str, methods: list[str], out: Path, openface: str | None,
@@ -113,8 +122,12 @@ def _explain_video(video_path: str, model_name: str, methods: list[str], out: Pa
     from .video import load_video
 
     model = models.load(model_name)
-    video = load_video(video_path, max_frames=max_frames)
+    # Without --max-frames the file is streamed clip by clip (memory does not grow with the
+    # interview's length); its first frame gives the size and the announced frame count.
+    video = load_video(video_path, max_frames=max_frames if max_frames is not None else 1)
     faces, action_units = _openface_track(openface, video, video_path, max_frames) if openface else (None, None)
+    if max_frames is None:
+        video = video_path
     cube = explain(model, video, faces=faces, methods=methods, regions=regions, stride=stride,
                    keep_pixels=keep_pixels, progress=progress)
     if action_units is not None:

@@ -193,7 +193,10 @@ class VideoSource:
 
         n_frames, skip = len(self.faces), state.done
         total = max(1, -(-max(n_frames - plan.clip_length, 0) // plan.stride) + 1)
-        clips = iter_clips(self.video, plan.clip_length, plan.stride)
+        # Decoded in chunks of a few clips: a 256-frame chunk of a 640x480 interview is 236 MB, held
+        # three times over while it is stacked and joined to the frames left over.
+        clips = iter_clips(self.video, plan.clip_length, plan.stride,
+                           chunk_size=max(32, 2 * plan.clip_length, plan.stride))
         self.hasher, self.digests = FrameHasher(), {0: FrameHasher().hexdigest()}
         in_memory = isinstance(self.video, Video)  # already hashed whole, and in the fingerprint
         clip = positions = None
