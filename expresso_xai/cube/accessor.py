@@ -105,6 +105,19 @@ class XaiAccessor:
         """
         return views.to_dataframe(self._cube)
 
+    def methods_text(self) -> str:
+        """The paragraph a methods section needs: model, video, clips, methods and their
+        parameters, regions (:func:`~expresso_xai.cube.methods_text.methods_text`).
+
+        Example:
+            >>> from expresso_xai.testing import example_cube
+            >>> example_cube().xai.methods_text().split(". ")[0]
+            'We explained the regression output of the model synthetic'
+        """
+        from .methods_text import methods_text
+
+        return methods_text(self._cube)
+
     def params(self, explainer: str | None = None) -> dict:
         """Each method's parameters, from ``attrs["methods"]`` (:func:`views.params`).
 

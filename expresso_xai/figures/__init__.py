@@ -1,23 +1,38 @@
-"""Print figures (matplotlib), for papers and reports: attribution cubes, region maps,
-evaluations (perturbation curves, the method × metric table) and cohort audits (region
-shares per group, the AU × region correlation heatmap).
+"""Print figures (matplotlib), for papers and reports, in one style.
 
-Figures read a cube through its views (:mod:`expresso_xai.cube.views`) and never change
-it. The value names, their labels and the test "is this signed?" come from there, so a
-figure and the Explorer colour the same method alike: signed values get a diverging
-colour map centred at 0 with symmetric limits (red and blue mean the same magnitude),
-values that are ≥ 0 up to float noise a sequential one. Evaluation figures take the
-table's conventions (direction arrows, which method is best, decimals, the curves' axis
-labels) from :mod:`expresso_xai.evaluate.table`, so the print table and the Explorer's
-panel mark the same cells.
+Kinds, one module each, each returning a matplotlib ``Figure`` and taking ``path=`` and
+``width=``:
 
-One module per subject: :mod:`.base` (saving, the colour rule, column widths),
-:mod:`.cube`, :mod:`.evaluation`, :mod:`.cohort`.
+* a cube: :func:`frame_strip` (the moments with most attribution, overlays on the faces),
+  :func:`method_grid` (methods × frames), :func:`region_time_heatmap`,
+  :func:`region_bars` (each region's share), :func:`agreement_matrix` (rank agreement
+  between methods), :func:`plot_region_map` (the regions over a frame);
+* an evaluation: :func:`perturbation_curves`, :func:`metric_table`;
+* a cohort audit: :func:`band_bars` (= :func:`band_shares`), :func:`au_heatmap`.
+
+One style (:mod:`.base`): :func:`style` is a context manager (and decorator) with the
+fonts, sizes and palette every kind uses, so your own figures match. Saving: ``path=``
+with suffix ``.pdf`` (TrueType fonts, as journals ask), ``.svg`` (text kept as text) or
+``.png`` (300 dpi: a ``width="single"`` figure, 3.5 in, is 1050 pixels wide); a path
+without a suffix writes PNG and PDF. Files are written whole or not at all, and carry
+the cube's provenance (model and video hashes, methods and their parameters, library
+version) in their metadata: PDF Keywords, PNG text chunk ``expresso_xai_provenance``,
+SVG ``dc:description``. :func:`make_gallery <expresso_xai.figures.gallery.make_gallery>`
+renders one of each on a shipped sample.
+
+Colour: figures read a cube through its views (:mod:`expresso_xai.cube.views`) and never
+change it. Signed values get a diverging map (``RdBu_r``) centred at 0 with symmetric
+limits, values that are ≥ 0 a sequential one (``viridis``), lines and bars the
+Okabe–Ito colours; when methods are compared in one figure they share one scale
+(``method_grid(scale="row")`` gives each its own). Evaluation figures take the table's
+conventions from :mod:`expresso_xai.evaluate.table`, so the print table and the
+Explorer's panel mark the same cells.
 """
 
 from ..cube.views import VALUE_LABELS, VALUES
-from .base import COLUMN_WIDTHS, _colour_scale, _save
-from .cohort import au_heatmap, band_shares
+from .agreement import agreement_matrix
+from .base import COLUMN_WIDTHS, OKABE_ITO, PNG_DPI, _colour_scale, _save, provenance, style
+from .cohort import au_heatmap, band_bars, band_shares
 from .cube import NO_FACE_HATCH, draw_region_map, plot_region_map, region_time_heatmap
 from .evaluation import (
     BEST_CELL,
@@ -30,7 +45,13 @@ from .evaluation import (
     metric_table,
     perturbation_curves,
 )
+from .frame_strip import frame_strip
+from .frames import top_moments
+from .method_grid import method_grid
+from .region_bars import region_bars
 
 # the constants above stay importable by name, as they were from the single module
-__all__ = ["COLUMN_WIDTHS", "VALUES", "VALUE_LABELS", "au_heatmap", "band_shares", "draw_region_map", "metric_table",
-           "perturbation_curves", "plot_region_map", "region_time_heatmap"]
+__all__ = ["COLUMN_WIDTHS", "OKABE_ITO", "PNG_DPI", "VALUES", "VALUE_LABELS", "agreement_matrix", "au_heatmap",
+           "band_bars", "band_shares", "draw_region_map", "frame_strip", "method_grid", "metric_table",
+           "perturbation_curves", "plot_region_map", "provenance", "region_bars", "region_time_heatmap", "style",
+           "top_moments"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..cube.views import VALUE_LABELS, is_signed
 from ..errors import CohortError
-from .base import _save, _width_inches
+from .base import _save, _width_inches, style
 
 SHARE_COLUMNS = ("explainer", "grouping", "group", "region", "n", "mean", "ci_low", "ci_high")
 AU_COLUMNS = ("explainer", "band", "au", "region", "n", "rho", "ci_low", "ci_high")
@@ -23,6 +23,22 @@ GROUPINGS = {"band": "severity band", "error": "prediction error"}
 RHO_LABEL = "Spearman ρ (mean over participants)"
 # Bands are ordered (minimal → severe): a sequential palette says so; error groups are not.
 GROUP_PALETTES = {"band": ("YlOrRd", 0.3, 0.9), "error": ("tab10", None, None)}
+
+
+def _audit_attrs(audit) -> dict | None:
+    """What the audit records about its cohort (the run's settings: model, methods), for
+    the file's metadata; None for a bare table."""
+    import json
+
+    settings = getattr(audit, "settings", None)
+    if not isinstance(settings, dict):
+        return None
+    run = settings.get("cohort_settings")
+    try:
+        run = json.loads(run) if isinstance(run, str) and run else run
+    except json.JSONDecodeError:
+        run = None
+    return {**settings, **(run if isinstance(run, dict) else {})}
 
 
 def _table(audit, attribute: str, columns: tuple[str, ...]):
@@ -86,6 +102,7 @@ def _group_bars(ax, rows, names: list[str], x: np.ndarray, offset: float, bar: f
                 elinewidth=0.8, capsize=1.5, capthick=0.8, gid=f"{group}:ci")
 
 
+@style()
 def band_shares(audit, explainer: str | None = None, regions=None, grouping: str = "band",
                 path: str | Path | None = None, width="single"):
     """Region shares of one explainer per group, with their bootstrap confidence
@@ -154,7 +171,7 @@ def band_shares(audit, explainer: str | None = None, regions=None, grouping: str
               borderaxespad=0.2)
     figure.suptitle(f"{explainer}: region shares per {GROUPINGS.get(grouping, grouping)} (mean, bootstrap CI)",
                     x=0.01, ha="left", fontsize=8)
-    _save(figure, path)
+    _save(figure, path, _audit_attrs(audit), CohortError)
     return figure
 
 
@@ -179,6 +196,7 @@ def _au_grid(table):
     return aus, regions, rho, (low > 0) | (high < 0)
 
 
+@style()
 def au_heatmap(audit, explainer: str | None = None, band: str = "all", path: str | Path | None = None,
                width="single"):
     """AU × region heatmap of the Spearman correlation between each action unit's
@@ -233,7 +251,7 @@ def au_heatmap(audit, explainer: str | None = None, band: str = "all", path: str
     table = table[measured] if measured.any() else table
     aus, regions, rho, significant = _au_grid(table)
     inches = _width_inches(width, CohortError)
-    figure, ax = plt.subplots(figsize=(inches, 1.4 + 0.22 * len(aus)), layout="constrained")
+    figure, ax = plt.subplots(figsize=(inches, max(2.6, 1.4 + 0.22 * len(aus))), layout="constrained")
     finite = np.abs(rho[np.isfinite(rho)])
     limit = min(1.0, float(finite.max())) if finite.size and finite.max() > 0 else 1.0
     image = ax.imshow(np.ma.masked_invalid(rho), aspect="auto", interpolation="nearest", vmin=-limit, vmax=limit,
@@ -249,8 +267,11 @@ def au_heatmap(audit, explainer: str | None = None, band: str = "all", path: str
     if rows.size:
         figure.legend(loc="outside lower right", fontsize=6, frameon=False)
     ax.set_title(f"{explainer}: AU × region, band {band} (n={int(table['n'].max())})", loc="left", fontsize=8)
-    _save(figure, path)
+    _save(figure, path, _audit_attrs(audit), CohortError)
     return figure
 
 
-__all__ = ["AU_COLUMNS", "RHO_LABEL", "SHARE_COLUMNS", "au_heatmap", "band_shares"]
+#: The issue's name for :func:`band_shares`: region shares per severity band, as bars.
+band_bars = band_shares
+
+__all__ = ["AU_COLUMNS", "RHO_LABEL", "SHARE_COLUMNS", "au_heatmap", "band_bars", "band_shares"]

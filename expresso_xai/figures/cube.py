@@ -15,12 +15,11 @@ import xarray as xr
 
 from ..crop import FaceCrop
 from ..cube.views import DEFAULT_VALUE, VALUE_LABELS, check_explainer, frame_seconds, regions, value_view
-from ..errors import RegionError
+from ..errors import CubeError, RegionError
 from ..faces.facetrack import FaceTrack
-from ..files import atomic_path
 from ..regions import REGION_COLOURS, RegionMap, in_region, label_encoding, region_map
 from ..video import Video
-from .base import _colour_scale, _save
+from .base import _colour_scale, _fit_title, _label_colour_bar, _new_figure, _save, _width_inches, style
 
 NO_FACE_HATCH = {"facecolor": "white", "hatch": "///", "edgecolor": "#555555"}
 
@@ -68,6 +67,7 @@ def _hatch_frames_without_face(ax, cube: xr.Dataset, frames: np.ndarray) -> None
 
 
 
+@style()
 def region_time_heatmap(
     cube: xr.Dataset,
     explainer: str,
@@ -77,6 +77,7 @@ def region_time_heatmap(
     ax=None,
     cmap: str | None = None,
     title: str | None = None,
+    width="double",
 ):
     """Heatmap of one explainer's regions (rows) over time (columns).
 
@@ -91,17 +92,19 @@ def region_time_heatmap(
     Args:
         cube: an attribution cube.
         explainer: which explainer to show.
-        path: save the figure there; without a suffix both ``.png`` and ``.pdf``.
+        path: save there (``.pdf``, ``.svg``, ``.png``; without a suffix both ``.png``
+            and ``.pdf``), with the cube's provenance in the file's metadata.
         ax: draw into this matplotlib Axes (its figure is returned) instead of a new figure.
         cmap: colour map name; default ``RdBu_r`` for signed values, ``viridis`` otherwise.
         title: default ``"<explainer>: <what value shows> by region and time"`` with the
             model's name when known.
+        width: ``"single"``, ``"double"`` (the default) or inches, of a new figure.
 
     Returns:
         The matplotlib Figure.
 
     Raises:
-        CubeError: unknown explainer or value.
+        CubeError: unknown explainer, value or width.
 
     Example:
         >>> from expresso_xai.testing import example_cube
@@ -114,7 +117,6 @@ def region_time_heatmap(
         >>> import matplotlib.pyplot as plt; plt.close(figure)
     """
     import matplotlib
-    import matplotlib.pyplot as plt
 
     check_explainer(cube, explainer)
     grid = _heatmap_grid(cube, explainer, value)
@@ -122,24 +124,23 @@ def region_time_heatmap(
     seconds = frame_seconds(cube)
     vmin, vmax, cmap = _colour_scale(values, cmap)
     if ax is None:
-        width = float(np.clip(3.0 + 0.12 * len(frames), 6.0, 14.0))
-        figure, ax = plt.subplots(figsize=(width, 1.4 + 0.32 * len(rows)))
+        figure, ax = _new_figure(_width_inches(width, CubeError), 1.0 + 0.16 * len(rows))
     else:
         figure = ax.figure
     image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", interpolation="nearest", origin="upper",
                       cmap=matplotlib.colormaps[cmap].with_extremes(bad="#d9d9d9"), vmin=vmin, vmax=vmax)
     ax.set_yticks(np.arange(len(rows)), labels=rows)
-    ticks = _time_ticks(len(frames))
+    ticks = _time_ticks(len(frames), most=max(3, int(figure.get_figwidth() // 0.8)))
     ax.set_xticks(ticks, labels=[f"{seconds[i]:.2f}\n{int(frames[i])}" for i in ticks])
     ax.set_xlabel("time (s) / frame")
     ax.set_ylabel("region")
     _hatch_frames_without_face(ax, cube, frames)
-    figure.colorbar(image, ax=ax, pad=0.02).set_label(VALUE_LABELS[value])
+    _label_colour_bar(figure.colorbar(image, ax=ax, pad=0.02), VALUE_LABELS[value])
     if title is None:
         model = cube.attrs.get("model_name") or ""
         title = f"{explainer}: {_value_title(value)} by region and time" + (f" ({model})" if model else "")
-    ax.set_title(title, loc="left")
-    _save(figure, path)
+    ax.set_title(_fit_title(title, figure.get_figwidth()), loc="left")
+    _save(figure, path, cube.attrs)
     return figure
 
 
@@ -201,19 +202,22 @@ def _draw_regions(axis, video: Video, regions_: RegionMap, crop: FaceCrop, frame
     present = [n for n in regions_.names if n != "background" and regions_.mask(n)[frame].any()]
     axis.legend(
         handles=[Patch(color=np.array(REGION_COLOURS[n]) / 255, label=n) for n in present],
-        loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False,
+        loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False,
     )
 
 
+@style()
 def plot_region_map(
     video: Video, faces: FaceTrack, region_map_: RegionMap | None = None, crop: FaceCrop | None = None,
-    frame: int = 0, path=None, title: str | None = None,
+    frame: int = 0, path=None, title: str | None = None, width="double",
 ):
     """Figure of one frame: the source with its landmarks, and the model input with its
-    regions and a legend. Saves to ``path`` (PNG, PDF, ...) when given.
+    regions and a legend. Saves to ``path`` when given (``.pdf``, ``.svg``, ``.png``;
+    without a suffix both ``.png`` and ``.pdf``); ``width`` is ``"single"``,
+    ``"double"`` or inches.
 
     Raises:
-        RegionError: ``frame`` is outside the video.
+        RegionError: ``frame`` is outside the video, or a bad width.
 
     Example:
         >>> import expresso_xai as ex
@@ -222,23 +226,18 @@ def plot_region_map(
         >>> len(figure.axes)
         2
     """
-    import matplotlib.pyplot as plt
-
     if not 0 <= frame < len(video):
         raise RegionError(f"frame {frame} is outside the video's {len(video)} frames (0..{len(video) - 1})")
     crop = crop if crop is not None else FaceCrop.from_track(faces)
     region_map_ = region_map_ if region_map_ is not None else region_map(faces, crop)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))
+    inches = _width_inches(width, RegionError)
+    figure, (left, right) = _new_figure(inches, 0.45 * inches, ncols=2)
     _draw_landmarks_and_crop(left, video, faces, crop, frame)
     _draw_regions(right, video, region_map_, crop, frame)
     for axis in (left, right):
         axis.set_axis_off()
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
-    if path is not None:
-        path = Path(path)
-        with atomic_path(path) as partial:
-            figure.savefig(partial, dpi=120, bbox_inches="tight", format=path.suffix[1:] or "png")
+    _save(figure, path, {"video_source": video.source}, RegionError)
     return figure
 

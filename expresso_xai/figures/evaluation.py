@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import EvaluationError
-from .base import _save
+from .base import OKABE_ITO, _fit_title, _save, _width_inches, style
 
 
 # --- evaluations: perturbation curves and the method x metric table -------------------
@@ -104,7 +104,9 @@ def _evaluation_title(ev: xr.Dataset, what: str) -> str:
     return what + (f" ({', '.join(part for part in about if part)})" if any(about) else "")
 
 
-def perturbation_curves(ev: xr.Dataset, kind: str = "both", explainers=None, path: str | Path | None = None):
+@style()
+def perturbation_curves(ev: xr.Dataset, kind: str = "both", explainers=None, path: str | Path | None = None,
+                        width=None):
     """Deletion and insertion curves of an evaluation: one panel per kind with, per
     method, the model output against the fraction of region × time units removed
     (inserted) in MoRF order (solid) and LeRF order (dashed), and the random orders' mean
@@ -117,12 +119,14 @@ def perturbation_curves(ev: xr.Dataset, kind: str = "both", explainers=None, pat
         explainers: the methods to draw (``None``: all); each keeps its colour.
         path: save there (PNG, PDF or SVG by suffix; without a suffix both ``.png`` and
             ``.pdf``), never leaving a half-written file.
+        width: ``"single"``, ``"double"`` or inches (default: 4.8 inches a panel).
 
     Returns:
         The matplotlib Figure; each line's ``gid`` is ``"<explainer>:<order>"``.
 
     Raises:
-        EvaluationError: not an evaluation, no curves of that kind, unknown explainer.
+        EvaluationError: not an evaluation, no curves of that kind, unknown explainer, a
+            bad width.
 
     Example:
         >>> from expresso_xai.testing import example_evaluation
@@ -139,18 +143,21 @@ def perturbation_curves(ev: xr.Dataset, kind: str = "both", explainers=None, pat
 
     check_evaluation(ev)
     kinds, names = _curve_kinds(ev, kind), _evaluated(ev, explainers)
-    every, palette = ev["explainer"].values.tolist(), plt.get_cmap("tab10").colors
+    every, palette = ev["explainer"].values.tolist(), OKABE_ITO
     colours = {name: palette[every.index(name) % len(palette)] for name in names}
     # the axes keep their height however long the legends below them are
-    columns = 1 if len(names) <= 2 else 2
-    bottom, top = CURVE_LABEL_IN + 0.2 * (2 + -(-(2 * len(names) + 1) // columns)), 0.75
-    height, width = top + CURVE_AXES_IN + bottom, 4.8 * len(kinds)
+    width = 4.8 * len(kinds) if width is None else _width_inches(width, EvaluationError)
+    # two legend columns only where a panel is wide enough for two labels side by side
+    columns = 1 if len(names) <= 2 or width / len(kinds) < 4.5 else 2
+    bottom, top = CURVE_LABEL_IN + 0.2 * (2 + -(-(2 * len(names) + 1) // columns)), 0.6
+    height = top + CURVE_AXES_IN + bottom
     figure, axes = plt.subplots(1, len(kinds), figsize=(width, height), squeeze=False)
-    figure.subplots_adjust(left=0.55 / width, right=0.98, bottom=bottom / height, top=1 - top / height, wspace=0.3)
+    figure.subplots_adjust(left=0.55 / width, right=1 - 0.15 / width, bottom=bottom / height, top=1 - top / height,
+                           wspace=0.3)
     for ax, name in zip(axes[0], kinds):
         _curve_panel(ax, ev, name, names, colours, columns)
     figure.suptitle(_evaluation_title(ev, "Perturbation curves"), x=0.01, ha="left")
-    _save(figure, path)
+    _save(figure, path, ev.attrs, EvaluationError, exact=True)
     return figure
 
 
@@ -187,7 +194,8 @@ def _fill_table(table, scores: dict, widths: list[float]) -> None:
         cell(len(scores["explainers"]) + 2, j, "", "T", height=0.01)
 
 
-def metric_table(ev: xr.Dataset, path: str | Path | None = None):
+@style()
+def metric_table(ev: xr.Dataset, path: str | Path | None = None, width=None):
     """The method × metric table of an evaluation as a figure: one row per method, one
     column per score under its metric group, with its direction (↑ higher is better,
     ↓ lower), the best method of each score in bold on a shaded cell (none for a
@@ -199,6 +207,7 @@ def metric_table(ev: xr.Dataset, path: str | Path | None = None):
         ev: an evaluation dataset (:func:`expresso_xai.evaluate`).
         path: save there (PNG, PDF or SVG by suffix; without a suffix both ``.png`` and
             ``.pdf``), never leaving a half-written file.
+        width: ``"single"``, ``"double"`` or inches (default: as wide as the labels).
 
     Returns:
         The matplotlib Figure; the table is ``figure.axes[0].tables[0]``, its cell
@@ -226,18 +235,26 @@ def metric_table(ev: xr.Dataset, path: str | Path | None = None):
     scores = score_table(ev, ev["explainer"].values.tolist())
     characters = [max(len(name) for name in scores["explainers"] + ["method"]) + 2] + \
         [max(len(metric["label"]) + 2, 9) + 2 for metric in scores["metrics"]]
-    figure = plt.figure(figsize=(0.3 + 0.075 * sum(characters), 0.55 + 0.26 * (len(scores["explainers"]) + 2)))
-    ax = figure.add_axes((0.0, 0.0, 1.0, 1.0))
+    inches = 0.3 + 0.065 * sum(characters) if width is None else _width_inches(width, EvaluationError)
+    # in inches: the table's rows, the title above and the key below, all inside the figure
+    rows, top, foot = 0.22 * (len(scores["explainers"]) + 2), 0.3, 0.3
+    height = rows + top + foot
+    figure = plt.figure(figsize=(inches, height))
+    ax = figure.add_axes((0.0, foot / height, 1.0, rows / height))
     ax.set_axis_off()
     table = Table(ax, bbox=(0.0, 0.0, 1.0, 1.0))
     _fill_table(table, scores, [count / sum(characters) for count in characters])
     table.auto_set_font_size(False)
-    table.set_fontsize(9)
+    # a width narrower than the labels shrinks the type rather than let the cells overlap
+    size = 7 * min(1.0, (inches - 0.3) / (0.065 * sum(characters)))
+    table.set_fontsize(size)
     ax.add_table(table)
-    ax.set_title(_evaluation_title(ev, "Evaluation scores"), loc="left", fontsize=10)
-    ax.text(0.0, -0.04, "↑ higher is better, ↓ lower; bold on shade: best per metric; ✓ pass, ✗ fail at the "
-            "metric's threshold; – no value", transform=ax.transAxes, fontsize=7, va="top", color="#555555")
-    _save(figure, path)
+    figure.suptitle(_evaluation_title(ev, "Evaluation scores"), x=0.01, y=1 - 0.06 / height, ha="left", va="top")
+    key = ("↑ higher is better, ↓ lower; bold on shade: best per metric; ✓ pass, ✗ fail at the metric's "
+           "threshold; – no value")
+    figure.text(0.01, 0.1 / height, _fit_title(key, inches * 7 / size), fontsize=min(6.0, size), color="#555555",
+                va="bottom")
+    _save(figure, path, ev.attrs, EvaluationError, exact=True)
     return figure
 
 
