@@ -17,7 +17,18 @@
    saves it to PNG bytes, as the kernel would send them. Timed in the kernel alone, so it
    is a lower bound of that approach's latency (no websocket round trip, no decode).
 
+4. A long video (``--long-frames``, default 15,000 = 10 min at 25 fps; a synthetic cube
+   from ``expresso_xai.testing.browser.long_cube``, pixel maps 64x64 like the demo model,
+   2 methods, with its video): the windowed Explorer's build time and initial payload,
+   one window's build time and size, and in JupyterLab (Debian's Chromium) the time
+   from running the cell to the first window drawn, a frame change inside a window and
+   a jump to a window not yet held (the kernel's answer, decode, paint).
+5. The standalone HTML, exact vs lossy (WebP) pixel maps and frames, on a real explained
+   sample (``data_samples/participant_mid.mp4``, ``--sample-frames``, the demo model,
+   gradcam, saliency, integrated gradients): file sizes and the maps' error.
+
     .venv/bin/python benchmarks/bench_widget.py [--frames 300] [--changes 100] [--repeats 3]
+        [--long-frames 15000] [--sample-frames 48] [--only-long]
 
 Without Chromium the browser part is skipped with a message (``apt-get install -y chromium``).
 """
@@ -197,8 +208,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="Explorer builds (best is kept), fresh browser pages, matplotlib rounds")
     parser.add_argument("--alternative-frames", type=int, default=30, help="frames redrawn with matplotlib per round")
+    parser.add_argument("--long-frames", type=int, default=15_000, help="frames of the long video (4.)")
+    parser.add_argument("--sample-frames", type=int, default=48, help="frames of the real sample (5.)")
+    parser.add_argument("--only-long", action="store_true", help="run 4. and 5. only")
     args = parser.parse_args()
     torch.set_grad_enabled(True)
+    if args.only_long:
+        return long_video(args)
 
     started = time.perf_counter()
     cube, video = make_cube(args.frames)
@@ -265,6 +281,112 @@ def main() -> None:
         print(f"   alternative (matplotlib, lower bound): {fresh:.1f} ms new figure, {reused:.1f} ms reused figure")
         print(f"   alternative / ours (medians): {fresh / painted:.1f}x (new figure), {reused / painted:.1f}x "
               f"(reused figure)")
+    long_video(args)
+
+
+# --- 4. and 5.: long videos and the lossy standalone page -------------------------------
+
+LONG_SETUP = """import expresso_xai as ex
+from expresso_xai.testing.browser import long_cube
+cube, video = long_cube({n}, size=64)"""
+
+
+def long_in_jupyterlab(n_frames: int, size: int, changes: int) -> dict | None:
+    """Open time, frame changes inside a window and jumps across windows, in JupyterLab."""
+    import nbformat
+
+    from expresso_xai.testing.browser import (KERNEL, jupyterlab, open_notebook, run_cell, run_in_kernel,
+                                              time_window_jumps)
+
+    if CHROMIUM is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp, chromium() as browser:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LONG_SETUP.format(n=n_frames))])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, root / "long.ipynb")
+        with jupyterlab(root, Path(tmp)) as lab:
+            errors: list = []
+            page = new_page(browser, errors)
+            open_notebook(page, lab, "long.ipynb")
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(f"() => {KERNEL}.status === 'idle' && document.querySelector("
+                                   "'.jp-CodeCell .jp-InputArea-prompt').textContent.includes('[1]')", timeout=300_000)
+            # the first Explorer in a kernel pays one-off imports; a second one is the usual case
+            opened = [run_cell(page, f"{name} = ex.widgets.Explorer(cube, video)\n{name}",
+                               ".jp-Cell:last-child .xe[data-window='0']") for name in ("explorer", "again")]
+            page.wait_for_selector(".xe[data-ready='1']", timeout=60_000)
+            inside = time_frame_changes(page, [(37 * k) % size for k in range(1, changes + 1)])
+            count = -(-n_frames // size)
+            jumps = time_window_jumps(page, [k * size + 17 for k in (count // 2, 3, count - 1, 1, count // 3)], size)
+            sent = run_in_kernel(page, "print(explorer.sent_windows, end='')")
+            if errors:
+                raise RuntimeError(f"errors in the page: {errors}")
+    return {"open_s": opened, "inside": stats(inside["painted"]), "jumps": stats(jumps), "sent": sent}
+
+
+def lossy_sample(n_frames: int) -> dict:
+    """HTML sizes exact vs lossy and the lossy maps' error on a real explained sample."""
+    video = ex.load_video(Path(__file__).resolve().parents[1] / "data_samples" / "participant_mid.mp4",
+                          max_frames=n_frames)
+    cube = ex.explain(ex.models.load("demo"), video, methods=["gradcam", "saliency", "integrated_gradients"],
+                      keep_pixels=True, progress=False)
+    explorer = ex.widgets.Explorer(cube, video)
+    overhead = len(ex.widgets.explorer.plotly_js()) / 1e6
+    half = slice(0, int(cube["time"][cube.sizes["time"] // 2]))
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = [explorer.save_html(Path(tmp) / "page.html", frames=frames, lossy=lossy).stat().st_size / 1e6
+                 for lossy in (False, True) for frames in (None, half)]
+    exact, exact_half, lossy, lossy_half = sizes
+    per_frame = [(exact - exact_half) / (cube.sizes["time"] - half.stop),
+                 (lossy - lossy_half) / (cube.sizes["time"] - half.stop)]
+    signed = ex.widgets.payload.signed_explainers(cube)
+    error = ex.widgets.payload.overlay_codes(cube, signed, lossy=True)["error"]
+    return {"frames": cube.sizes["time"], "size": cube.sizes["y"], "exact_mb": exact, "lossy_mb": lossy,
+            "plotly_mb": overhead, "error": error, "per_frame_kb": [1000 * v for v in per_frame]}
+
+
+def long_video(args) -> None:
+    from expresso_xai.testing.browser import long_cube
+
+    started = time.perf_counter()
+    cube, video = long_cube(args.long_frames, size=64)
+    print(f"\n4. long video: {args.long_frames} frames ({args.long_frames / 25 / 60:.1f} min at 25 fps), pixel maps "
+          f"64x64, {cube.sizes['explainer']} methods (synthetic, made in {time.perf_counter() - started:.1f} s)")
+    started = time.perf_counter()
+    explorer = ex.widgets.Explorer(cube, video)
+    build = time.perf_counter() - started
+    payload_mb = len(json.dumps(explorer._data, allow_nan=False)) / 1e6
+    started = time.perf_counter()
+    header, buffers = explorer.window_message(1)
+    window_s = time.perf_counter() - started
+    size = explorer._data["window"]["size"]
+    print(f"   Explorer build              {build:8.2f} s   initial payload {payload_mb:.2f} MB "
+          f"(+ plotly.js {len(ex.widgets.explorer.plotly_js()) / 1e6:.1f} MB, the same for any length)")
+    print(f"   one window ({size} frames)    {window_s:8.2f} s   {sum(map(len, buffers)) / 1e6:.2f} MB in "
+          f"{len(buffers)} binary buffers")
+    lab = long_in_jupyterlab(args.long_frames, size, min(args.changes, 60))
+    if lab is None:
+        print("   JupyterLab: SKIPPED (no chromium)")
+    else:
+        print(f"   JupyterLab: cell run -> first window drawn {lab['open_s'][0]:.2f} s, the kernel's first "
+              f"Explorer; {lab['open_s'][1]:.2f} s, the next (goal < 3 s)")
+        print(f"   frame change inside a window   {fmt(lab['inside'])}   (goal <= {GOAL_MS:.0f} ms)")
+        print(f"   jump to a window not held      {fmt(lab['jumps'])}")
+        print(f"   windows the kernel sent: {lab['sent']}")
+    sample = lossy_sample(args.sample_frames)
+    print(f"\n5. standalone HTML on participant_mid ({sample['frames']} frames, demo model {sample['size']}x"
+          f"{sample['size']}, 3 methods); plotly.js is {sample['plotly_mb']:.2f} MB of each page")
+    data = [sample[k] - sample["plotly_mb"] for k in ("exact_mb", "lossy_mb")]
+    print(f"   exact (deflate + JPEG)   {sample['exact_mb']:7.2f} MB   data {data[0]:6.2f} MB")
+    print(f"   lossy (WebP)             {sample['lossy_mb']:7.2f} MB   data {data[1]:6.2f} MB   "
+          f"{data[0] / data[1]:.1f}x smaller data")
+    exact_kb, lossy_kb = sample["per_frame_kb"]
+    print(f"   per extra frame: exact {exact_kb:.1f} kB, lossy {lossy_kb:.1f} kB ({exact_kb / lossy_kb:.1f}x smaller; "
+          f"what a long video's page is made of)")
+    for name, e in sample["error"].items():
+        print(f"   {name:<24} map error max {e['max']:.3f}, mean {e['mean']:.4f} (units of its scale)")
 
 
 if __name__ == "__main__":

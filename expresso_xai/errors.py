@@ -97,3 +97,14 @@ class CohortError(ExpressoError, ValueError):
 class OutputRangeWarning(ExpressoWarning):
     """A model predicted outside the output range it declares (``VideoModel.output_range``):
     it is used beyond what it was trained for, and its explanations describe that."""
+
+
+class PrecisionWarning(ExpressoWarning):
+    """A reduced-precision run (``autocast="bf16"``) missed a method's tolerance: integrated
+    gradients' attributions do not add up to ``f(x) - f(baseline)`` of the float32 model
+    within ``tolerance``; the clip is flagged (``converged`` False) and its error stored."""
+
+
+class ExplorerSizeError(CubeError):
+    """A standalone Explorer page would be larger than its size cap (``max_mb``): export a
+    time range with ``Explorer.save_html(path, frames=slice(a, b))`` or raise the cap."""

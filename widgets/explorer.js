@@ -2,7 +2,10 @@
 //
 // A plain ES module for anywidget (no build step, nothing from a CDN). The kernel sends
 // everything once in the `_data` trait (the Payload below). After that, moving between
-// frames never waits for the kernel. `initialize` runs once per model: it decodes the
+// frames never waits for the kernel, except on a long cube (`window` in the payload):
+// then the page holds one window of frames at a time and asks the kernel for another
+// (a custom message answered with binary buffers, the WindowMessage below) when the
+// shown frame leaves it, and for the next one ahead while playing. `initialize` runs once per model: it decodes the
 // frames into ImageBitmaps and the pixel maps and labels into typed arrays, shared by all
 // views of that model, and caches outlines per frame. `render` runs once per view and
 // composes small components, each `{node, update, dispose}`; `update(key)` is told which
@@ -29,8 +32,11 @@
  * @property {number|(number|null)[]|null} prediction
  * @property {[string, string][]} values      value name -> label, in menu order (cube.views.VALUE_LABELS)
  * @property {Object<string, boolean>} signed explainer -> its values go below zero (cube.views.is_signed)
- * @property {Object<string, Object<string, (number|null)[][]>>} heat  explainer -> value -> rows (region, time)
- * @property {Agreement|null} agreement       null with one explainer
+ * @property {Object<string, Object<string, (number|null)[][]>>} heat  explainer -> value -> rows (region, column);
+ *   a column per frame, or per `window.step` frames keeping the bin's peak (largest |value|)
+ * @property {number[]|null} heat_times       the first frame of each heat column when binned, else null
+ * @property {Window|null} window             null when everything is in this payload
+ * @property {Agreement|null} agreement       null with one explainer (per_frame binned like heat)
  * @property {Overlay|null} overlay           null without pixel maps
  * @property {Labels|null} labels             null without region_label or without overlay
  * @property {Frames|null} frames             null without a video
@@ -43,18 +49,41 @@
  * @typedef {object} Overlay
  * @property {[number, number, number]} shape (time, h, w) of each explainer's codes
  * @property {Object<string, number>} scale   explainer -> the value of code ±1
- * @property {Object<string, string>} data    explainer -> base64 deflated uint8 codes
- *   (payload.quantise): signed 128 + 127·v, magnitudes 255·v, v = value / scale clipped
+ * @property {"deflate"|"webp"|"window"} encoding  how `data` holds the codes ("window": not
+ *   here, the kernel sends them a window at a time)
+ * @property {Object<string, string|string[]>|null} data  explainer -> base64 deflated uint8 codes
+ *   (payload.quantise): signed 128 + 127·v, magnitudes 255·v, v = value / scale clipped;
+ *   "webp": base64 lossy WebP images, each up to 64 frames stacked vertically, codes in each pixel's red
+ * @property {Object<string, {max: number, mean: number}>|null} error  explainer -> |code error| in units of scale
+ * @property {number} transparent             codes within this of zero are drawn transparent (lossy noise)
+ *
+ * @typedef {object} Window
+ * @property {number} size                    frames per window (the last may be shorter)
+ * @property {number} count                   windows in the video
+ * @property {number} step                    frames per heat column
  *
  * @typedef {object} Labels
  * @property {"index"|"bits"} encoding        regions.label_encoding: region index, or bit r for region r
  * @property {1|2} bytes                      bytes per label (regions.label_dtype), little-endian
- * @property {string} data                    base64 deflated (time, h, w) labels of the cube's regions
+ * @property {string|null} data               base64 deflated (time, h, w) labels of the cube's regions
+ *   (null with `window`: they come with each window)
  *
  * @typedef {object} Frames
  * @property {[number, number]} size          (height, width)
  * @property {boolean} cropped                cropped like the model saw them
- * @property {string[]} jpeg                  base64 JPEG per column
+ * @property {"jpeg"|"webp"} format           the images' format
+ * @property {string[]|null} jpeg             base64 image per column (null with `window`)
+ *
+ * The kernel's answer to {type: "window", index}: a header and binary buffers.
+ * @typedef {object} WindowMessage
+ * @property {"window"} type
+ * @property {number} index
+ * @property {number} start                   first column (cube position) of the window
+ * @property {number} stop                    one past its last column
+ * @property {Object<string, number>} overlays  explainer -> buffer of its deflated uint8 codes
+ * @property {number|null} labels             buffer of the deflated labels
+ * @property {number} heat                    buffer of float32 LE values (explainer, value, region, column)
+ * @property {{buffer: number, lengths: number[]}|null} frames  JPEGs end to end in one buffer
  *
  * @typedef {object} Agreement
  * @property {(number|null)[][]} matrix       Spearman over region × time, explainer × explainer
@@ -101,7 +130,7 @@ const COLOUR_MODES = [["auto", "auto"], ["signed", "signed"], ["magnitude", "mag
 const SPEEDS = [["0.25", "¼×"], ["0.5", "½×"], ["1", "1×"], ["2", "2×"], ["4", "4×"]];
 const TRAITS = ["frame", "method", "value", "colour", "opacity", "outlines", "region", "playing", "speed"];
 // what each update redraws: the canvases and labels, and the plotly figures
-const PICTURE = new Set(["all", "ready", "frame", "method", "value", "colour", "opacity", "outlines", "region"]);
+const PICTURE = new Set(["all", "ready", "window", "frame", "method", "value", "colour", "opacity", "outlines", "region"]);
 const FIGURE = new Set(["ready", "method", "value", "colour"]);
 
 // Whether a pixel's label puts it in region r, for each encoding the payload can state.
@@ -135,27 +164,71 @@ function bytesOf(base64) {
   return bytes;
 }
 
-async function inflate(base64) {
-  const stream = new Blob([bytesOf(base64)]).stream().pipeThrough(new DecompressionStream("deflate"));
+async function inflateBytes(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-async function decodeLabels(labels) {
+const inflate = (base64) => inflateBytes(bytesOf(base64));
+
+function labelArray(labels, raw) {
   if (!REGION_TESTS[labels.encoding]) throw new Error(`unknown region label encoding ${labels.encoding}`);
-  const raw = await inflate(labels.data);
   return labels.bytes === 2 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2) : raw;
 }
 
-async function decodeAll(data) {
-  const out = { overlays: {}, labels: null, bitmaps: null };
-  if (data.overlay) {
-    for (const name of data.explainers) out.overlays[name] = await inflate(data.overlay.data[name]);
+/** Lossy codes: the red of each pixel of WebP images of frames stacked vertically. */
+async function decodeWebpCodes(overlay, images) {
+  const [T, oh, ow] = overlay.shape;
+  const codes = new Uint8Array(T * oh * ow);
+  let offset = 0;
+  for (const b64 of images) {
+    const blob = new Blob([bytesOf(b64)], { type: "image/webp" });
+    // no colour management: the pixels are codes, not colours
+    const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    const canvas = h("canvas", { width: String(bitmap.width), height: String(bitmap.height) });
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(bitmap, 0, 0);
+    const rgba = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+    for (let p = 0; p < rgba.length / 4; p++) codes[offset + p] = rgba[4 * p];
+    offset += rgba.length / 4;
   }
-  if (data.labels) out.labels = await decodeLabels(data.labels);
-  if (data.frames) {
-    out.bitmaps = await Promise.all(
-      data.frames.jpeg.map((b64) => createImageBitmap(new Blob([bytesOf(b64)], { type: "image/jpeg" }))),
-    );
+  return codes;
+}
+
+// How the payload's overlay codes are decoded, for each encoding it can state.
+const OVERLAY_DECODERS = { deflate: (overlay, encoded) => inflate(encoded), webp: decodeWebpCodes };
+
+const imagesOf = (blobs, type) => Promise.all(blobs.map((blob) => createImageBitmap(new Blob([blob], { type }))));
+
+/** A payload that holds everything, as one window over every column. */
+async function decodeAll(data) {
+  const out = { index: 0, start: 0, stop: data.times.length, overlays: {}, labels: null, bitmaps: null, heat: null };
+  if (data.window) return null;
+  if (data.overlay) {
+    for (const name of data.explainers) {
+      const encoded = data.overlay.data[name];
+      out.overlays[name] = await OVERLAY_DECODERS[data.overlay.encoding](data.overlay, encoded);
+    }
+  }
+  if (data.labels) out.labels = labelArray(data.labels, await inflate(data.labels.data));
+  if (data.frames) out.bitmaps = await imagesOf(data.frames.jpeg.map(bytesOf), `image/${data.frames.format || "jpeg"}`);
+  return out;
+}
+
+const bufferBytes = (b) => (b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+
+/** A window from the kernel (a WindowMessage and its buffers). */
+async function decodeWindow(data, message, buffers) {
+  const bytes = buffers.map(bufferBytes);
+  const { index, start, stop } = message;
+  const out = { index, start, stop, overlays: {}, labels: null, bitmaps: null };
+  for (const [name, b] of Object.entries(message.overlays)) out.overlays[name] = await inflateBytes(bytes[b]);
+  if (message.labels != null) out.labels = labelArray(data.labels, await inflateBytes(bytes[message.labels]));
+  out.heat = new Float32Array(bytes[message.heat].slice().buffer); // a copy: aligned for Float32Array
+  if (message.frames) {
+    const all = bytes[message.frames.buffer];
+    let at = 0;
+    out.bitmaps = await imagesOf(message.frames.lengths.map((n) => all.subarray(at, (at += n))), "image/jpeg");
   }
   return out;
 }
@@ -273,18 +346,59 @@ function createShared(model) {
   const shared = {
     data,
     position: new Map(data.times.map((t, i) => [t, i])),
-    decoded: { overlays: {}, labels: null, bitmaps: null },
+    win: null, // the window of decoded frames, maps and labels the shown frame is in, or null
     inRegion: data.labels ? REGION_TESTS[data.labels.encoding] : null,
     outlines: new Map(),
     palettes: new Map(),
     scratch: data.overlay ? createScratch(data.overlay.shape) : null,
     plotly: null,
+    windows: data.window ? createWindows(model, data) : null,
   };
   shared.ready = Promise.all([decodeAll(data), loadPlotly(model)]).then(([decoded, plotly]) => {
-    shared.decoded = decoded;
+    shared.win = decoded;
     shared.plotly = plotly;
   });
   return shared;
+}
+
+const WINDOWS_KEPT = 3;
+const OUTLINES_KEPT = 2000; // the shown window, the one ahead and the one before
+
+/** The windows of a long cube: asked of the kernel once each, kept while near the shown
+ * frame; `show(i, playing)` makes column i's window current (or asks for it), and asks
+ * for the next one ahead while playing. Views are told with `listeners` when one lands. */
+function createWindows(model, data) {
+  const { size, count } = data.window;
+  const held = new Map();
+  const asked = new Set();
+  const listeners = new Set();
+  let wanted = -1;
+  const ask = (k) => {
+    if (k < 0 || k >= count || held.has(k) || asked.has(k)) return;
+    asked.add(k);
+    model.send({ type: "window", index: k });
+  };
+  const onMessage = (message, buffers) => {
+    if (!message || message.type !== "window") return;
+    decodeWindow(data, message, buffers || []).then((win) => {
+      asked.delete(win.index);
+      held.set(win.index, win);
+      for (const k of [...held.keys()]) if (held.size > WINDOWS_KEPT && Math.abs(k - wanted) > 1) held.delete(k);
+      listeners.forEach((f) => f());
+    });
+  };
+  model.on("msg:custom", onMessage);
+  return {
+    listeners,
+    windowOf: (i) => Math.floor(i / size),
+    show(shared, i, playing) {
+      wanted = Math.floor(i / size);
+      ask(wanted);
+      if (playing) ask(wanted + 1);
+      shared.win = held.get(wanted) || null;
+      return shared.win;
+    },
+  };
 }
 
 /** A canvas of the pixel maps' size to paint codes into before scaling them up. */
@@ -300,11 +414,12 @@ function createScratch([, oh, ow]) {
 /** The RGBA of each uint8 code as one Uint32 (the byte order of ImageData's buffer). */
 function overlayPalette(shared, lut, signed, diverging) {
   const key = `${signed} ${diverging}`;
+  const transparent = shared.data.overlay.transparent || 0;
   if (shared.palettes.has(key)) return shared.palettes.get(key);
   const rgba = new Uint8ClampedArray(256 * 4);
   for (let q = 0; q < 256; q++) {
     const v = signed ? Math.max(-1, Math.min(1, (q - 128) / 127)) : q / 255; // payload.decode
-    const magnitude = Math.abs(v);
+    const magnitude = Math.abs(q - (signed ? 128 : 0)) <= transparent ? 0 : Math.abs(v);
     const c = lut[diverging ? Math.round((v + 1) * 127.5) : Math.round(magnitude * 255)];
     // transparent at 0, opaque from 44% of the scale up; the square root keeps weak
     // but real attribution visible.
@@ -341,12 +456,14 @@ function outlinesOf(shared, i) {
   const { data, inRegion } = shared;
   const [, oh, ow] = data.overlay.shape;
   const [DH, DW] = data.display;
-  const labels = shared.decoded.labels.subarray(i * oh * ow, (i + 1) * oh * ow);
+  const at = i - shared.win.start;
+  const labels = shared.win.labels.subarray(at * oh * ow, (at + 1) * oh * ow);
   const paths = data.regions.map((name, r) => {
     if (name === "background") return null;
     const inside = (x, y) => x >= 0 && y >= 0 && x < ow && y < oh && inRegion(labels[y * ow + x], r);
     return regionOutline(inside, ow, oh, DW / ow, DH / oh);
   });
+  if (shared.outlines.size > OUTLINES_KEPT) shared.outlines.clear(); // a long video: bounded memory
   shared.outlines.set(i, paths);
   return paths;
 }
@@ -370,7 +487,19 @@ function createView(model, shared, root) {
       return mode === "signed" || (mode === "auto" && !!data.signed[name]);
     },
     lut: (name) => (view.diverging(name) ? data.luts.diverging : data.luts.sequential),
-    rows: (name) => data.heat[name][model.get("value")],
+    rows: (name) => data.heat[name][model.get("value")], // the heatmap's columns (binned on a long cube)
+    columns: data.heat_times || data.times,
+    /** The value of region r at column i (exact, also on a long cube; null while its
+     * window is on its way). */
+    valueAt(name, r, i) {
+      if (!data.window) return data.heat[name][model.get("value")][r][i];
+      const win = inWindow(shared, i);
+      if (!win) return null;
+      const v = data.values.findIndex(([value]) => value === model.get("value"));
+      const n = win.stop - win.start;
+      const x = win.heat[((data.explainers.indexOf(name) * data.values.length + v) * data.regions.length + r) * n + i - win.start];
+      return Number.isFinite(x) ? x : null;
+    },
     // follow JupyterLab's theme (dark themes too): the colour the widget's text has
     textColour: () => getComputedStyle(root).color || "#222",
   };
@@ -381,11 +510,10 @@ function createView(model, shared, root) {
  * regions have no pixels, and the "top" of their zeros would be a made-up answer. */
 function topRegion(view, name, i) {
   if (!view.data.face_found[i]) return NO_FACE_TOP;
-  const rows = view.rows(name);
   let best = -1;
   let bestValue = -Infinity;
   view.data.regions.forEach((region, r) => {
-    const v = rows[r][i];
+    const v = view.valueAt(name, r, i);
     if (region !== "background" && v != null && v > bestValue) {
       bestValue = v;
       best = r;
@@ -396,13 +524,20 @@ function topRegion(view, name, i) {
 
 // --- drawing a frame: the video, the overlay, the outlines ----------------------------
 
+/** The decoded window holding column i, or null while it is on its way. */
+function inWindow(shared, i) {
+  const win = shared.win;
+  return win && i >= win.start && i < win.stop ? win : null;
+}
+
 function paintFrame(view, canvas, name, i, withOutlines) {
   const context = canvas.getContext("2d");
   const [DH, DW] = view.data.display;
-  const bitmaps = view.shared.decoded.bitmaps;
+  const win = inWindow(view.shared, i);
+  const bitmaps = win && win.bitmaps;
   context.setTransform(canvas.width / DW, 0, 0, canvas.height / DH, 0, 0);
   context.globalAlpha = 1;
-  if (bitmaps) context.drawImage(bitmaps[i], 0, 0, DW, DH);
+  if (bitmaps) context.drawImage(bitmaps[i - win.start], 0, 0, DW, DH);
   else {
     context.fillStyle = "#3a3a3a";
     context.fillRect(0, 0, DW, DH);
@@ -419,11 +554,12 @@ function paintFrame(view, canvas, name, i, withOutlines) {
 
 function paintOverlay(view, context, name, i) {
   const { shared, data } = view;
-  const codes = shared.decoded.overlays[name];
+  const win = inWindow(shared, i);
+  const codes = win && win.overlays[name];
   if (!codes) return;
   const { canvas, image, pixels } = shared.scratch;
   const palette = overlayPalette(shared, view.lut(name), !!data.signed[name], view.diverging(name));
-  const offset = i * pixels.length;
+  const offset = (i - win.start) * pixels.length;
   for (let p = 0; p < pixels.length; p++) pixels[p] = palette[codes[offset + p]];
   shared.scratch.context.putImageData(image, 0, 0);
   context.globalAlpha = view.model.get("opacity");
@@ -434,7 +570,8 @@ function paintOverlay(view, context, name, i) {
 
 function paintOutlines(view, context, i) {
   const { shared, data, model } = view;
-  if (!shared.decoded.labels || !data.face_found[i]) return;
+  const win = inWindow(shared, i);
+  if (!win || !win.labels || !data.face_found[i]) return;
   const paths = outlinesOf(shared, i);
   const chosen = data.regions.indexOf(model.get("region"));
   context.lineWidth = 1;
@@ -584,7 +721,7 @@ function createFrameInfo(view) {
     const seconds = data.seconds[i];
     frameLabel.textContent = `frame ${data.times[i]} · ${seconds == null ? "" : seconds.toFixed(2) + " s"} · ${i + 1}/${view.T}`;
     frameLabel.dataset.frame = String(data.times[i]);
-    const value = region ? fmt(view.rows(name)[data.regions.indexOf(region)][i]) : null;
+    const value = region ? fmt(view.valueAt(name, data.regions.indexOf(region), i)) : null;
     regionLabel.textContent = region
       ? `${region}: ${value} (${model.get("value")}) · top: ${topRegion(view, name, i)}`
       : `top region: ${topRegion(view, name, i)} · click the heatmap to pick a region`;
@@ -738,7 +875,7 @@ function heatmapFigure(view) {
   // face); background cells beyond the range saturate, their values are in the hover.
   const m = finiteMax(z, data.regions.indexOf("background"));
   const trace = {
-    type: "heatmap", z, x: data.times, y: data.regions,
+    type: "heatmap", z, x: view.columns, y: data.regions,
     colorscale: colourscale(view.lut(name)), zmin: diverging ? -m : 0, zmax: m, xgap: 0, ygap: 1,
     hovertemplate: `frame %{x}<br>%{y}: %{z:.4g}${magnitudes ? " (|value|)" : ""}<extra></extra>`,
     colorbar: { thickness: 10, len: 0.95, outlinewidth: 0 },
@@ -768,7 +905,7 @@ function seriesFigure(view) {
   const { data, model } = view;
   const rows = view.rows(model.get("method"));
   const traces = data.regions.map((region, r) => ({
-    type: "scatter", mode: "lines", x: data.times, y: rows[r], name: plotText(region), meta: { region },
+    type: "scatter", mode: "lines", x: view.columns, y: rows[r], name: plotText(region), meta: { region },
     line: { color: data.colours[region] === "#000000" ? "#777777" : data.colours[region], width: lineStyle(view, region).width },
     opacity: lineStyle(view, region).opacity,
     visible: region === "background" ? "legendonly" : true,
@@ -825,8 +962,9 @@ function createAgreement(view) {
   function update(key) {
     if (key !== "all" && key !== "frame") return;
     const i = view.index();
-    drawAgreement(canvas, data.agreement.per_frame, i);
-    label.textContent = `frame ${data.times[i]}: ρ = ${fmt(data.agreement.per_frame[i])}`;
+    const column = data.window ? Math.floor(i / data.window.step) : i;
+    drawAgreement(canvas, data.agreement.per_frame, column);
+    label.textContent = `frame ${data.times[i]}: ρ = ${fmt(data.agreement.per_frame[column])}`;
   }
   return { node, update, dispose: off };
 }
@@ -1057,16 +1195,21 @@ function render({ model, el }, shared = createShared(model)) {
   const plots = compose(h("div", { class: "xe-plots" }), [createHeatmap(view), createSeries(view)]);
   const main = compose(h("div", { class: "xe-main" }), [createPlayer(view), plots]);
   const widget = compose(root, [createControls(view), messages, main, createCompare(view), createEvaluation(view)]);
+  const windows = shared.windows;
   const update = (key) => {
     const started = performance.now();
+    if (windows && PICTURE.has(key)) windows.show(shared, view.index(), model.get("playing"));
     const done = widget.update(key);
     root.dataset.frame = String(view.data.times[view.index()]);
+    if (windows) root.dataset.window = shared.win ? String(shared.win.index) : "";
     root.dataset.lastDrawMs = (performance.now() - started).toFixed(2);
     return done;
   };
   const handlers = TRAITS.map((key) => [`change:${key}`, () => update(key)]);
   for (const [event, f] of handlers) model.on(event, f);
   const offKeys = listen(root, "keydown", keyboard(view));
+  const onWindow = () => update("window");
+  if (windows) windows.listeners.add(onWindow);
   el.append(root);
   update("all");
   let stopped = false;
@@ -1080,6 +1223,7 @@ function render({ model, el }, shared = createShared(model)) {
   return () => {
     stopped = true;
     offKeys();
+    if (windows) windows.listeners.delete(onWindow);
     for (const [event, f] of handlers) model.off(event, f);
     widget.dispose();
   };

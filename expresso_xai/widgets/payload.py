@@ -3,7 +3,8 @@
 The front-end (``widgets/explorer.js``) never asks the kernel for anything after it
 starts, so the same data drive the live widget and the standalone HTML file:
 
-- video frames cropped like the model saw them, at display size, as JPEG;
+- video frames cropped like the model saw them, at display size, as JPEG (WebP in a
+  lossy standalone page);
 - each explainer's pixel maps quantised to uint8 with one scale per explainer (the
   99.5th percentile of |attribution| over the whole video, so frames compare), deflated;
 - each pixel's region (uint8 indices or uint16 bit flags), deflated, for outlines;
@@ -35,6 +36,7 @@ from ..cube.views import VALUE_LABELS, VALUES, is_signed, range_caution, value_v
 from ..errors import CubeError, ExpressoWarning, VideoReadError
 from ..regions import REGION_COLOURS, relabel
 from . import evaluation as evaluation_panel
+from . import windows
 
 DISPLAY_SIZE = 256  # the player's side in pixels (model input scaled by a whole factor)
 LARGE_PAYLOAD_MB = 250  # beyond this, a browser tab struggles: warn and suggest a stretch
@@ -65,12 +67,22 @@ def _lut(name: str) -> list[list[int]]:
     return (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(int).tolist()
 
 
-def _finite(values: np.ndarray) -> list:
-    """A float array as nested lists with NaN as None (JSON has no NaN)."""
+def _finite(values: np.ndarray, digits: int | None = None) -> list:
+    """A float array as nested lists with NaN as None (JSON has no NaN), rounded to
+    ``digits`` significant digits when given (a third of the characters)."""
     values = np.asarray(values, dtype=np.float64)
+    if digits is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            magnitude = np.floor(np.log10(np.abs(values)))
+        factor = 10.0 ** np.where(np.isfinite(magnitude), np.minimum(digits - 1 - magnitude, 300), 0)
+        values = np.round(values * factor) / factor
     out = values.astype(object)
     out[~np.isfinite(values)] = None
     return out.tolist()
+
+
+def _sampled_pixels(cube: xr.Dataset, name: str) -> np.ndarray:
+    return cube["pixels"].sel(explainer=name).isel(time=windows.sampled_frames(cube.sizes["time"])).values
 
 
 def _scale(values: np.ndarray) -> float:
@@ -120,37 +132,85 @@ def signed_explainers(cube: xr.Dataset) -> dict[str, bool]:
     for name in cube["explainer"].values.tolist():
         values = [cube["attribution"].sel(explainer=name).values]
         if "pixels" in cube:
-            values.append(cube["pixels"].sel(explainer=name).values)
+            values.append(_sampled_pixels(cube, name))
         signed[name] = any(is_signed(v) for v in values)
     return signed
 
 
-def heat_rows(cube: xr.Dataset) -> dict[str, dict[str, list]]:
+def heat_array(cube: xr.Dataset) -> np.ndarray:
+    """Every value's view of the cube (:func:`expresso_xai.cube.views.value_view`) as one
+    float64 array ``(explainer, value, region, time)``, values in :data:`VALUES` order.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> heat_array(example_cube()).shape
+        (2, 3, 12, 16)
+    """
+    return np.stack([value_view(cube, value).transpose("explainer", "region", "time").values for value in VALUES],
+                    axis=1)
+
+
+def heat_rows(cube: xr.Dataset, step: int = 1) -> dict[str, dict[str, list]]:
     """``{explainer: {value: rows (region, time)}}`` for the heatmap and time series, each
-    value's view of the cube (:func:`expresso_xai.cube.views.value_view`), NaN as None.
+    value's view of the cube (:func:`heat_array`), NaN as None; with ``step > 1``, in
+    bins of ``step`` frames keeping each bin's peak (:func:`windows.downsample_peaks`).
 
     Example:
         >>> from expresso_xai.testing import example_cube
         >>> rows = heat_rows(example_cube())["gradcam"]["share"]
-        >>> len(rows), len(rows[0])
-        (12, 16)
+        >>> len(rows), len(rows[0]), len(heat_rows(example_cube(), step=5)["gradcam"]["share"][0])
+        (12, 16, 4)
     """
-    views = {value: value_view(cube, value).transpose("explainer", "region", "time").values for value in VALUES}
-    return {name: {value: _finite(view[e]) for value, view in views.items()}
+    views = windows.downsample_peaks(heat_array(cube), step)
+    digits = 5 if step > 1 else None  # a long cube's columns are for the eye; exact values come by window
+    return {name: {value: _finite(views[e, v], digits) for v, value in enumerate(VALUES)}
             for e, name in enumerate(cube["explainer"].values.tolist())}
 
 
-def overlay_codes(cube: xr.Dataset, signed: dict[str, bool]) -> dict | None:
-    """The pixel maps as deflated uint8 codes with a scale per explainer (see
-    :func:`quantise`), or None when the cube has no ``pixels``."""
+def overlay_scales(cube: xr.Dataset) -> dict[str, float]:
+    """Each explainer's scale (the value of code ±1): the 99.5th percentile of its
+    |pixel attribution|, over every frame of a short cube and over
+    :func:`windows.sampled_frames` of a long one.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> {name: round(scale, 2) for name, scale in overlay_scales(example_cube(pixels=True)).items()}
+        {'gradcam': 2.84, 'integrated_gradients': 2.65}
+    """
+    return {name: _scale(_sampled_pixels(cube, name)) for name in cube["explainer"].values.tolist()}
+
+
+def overlay_codes(cube: xr.Dataset, signed: dict[str, bool], *, lossy: bool = False,
+                  scales: dict[str, float] | None = None) -> dict | None:
+    """The pixel maps as uint8 codes with a scale per explainer (see :func:`quantise`),
+    deflated (``encoding "deflate"``), or with ``lossy`` as WebP images of stacked frames
+    (``"webp"``, :func:`windows.encode_codes_webp`) with their measured error in units
+    of the scale (``error``); None when the cube has no ``pixels``.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> cube = example_cube(pixels=True)
+        >>> lossy = overlay_codes(cube, signed_explainers(cube), lossy=True)
+        >>> lossy["encoding"], 0 < lossy["error"]["gradcam"]["mean"] < 0.05
+        ('webp', True)
+    """
     if "pixels" not in cube:
         return None
-    pixels = cube["pixels"].transpose("explainer", "time", "y", "x").values
-    scales, codes = {}, {}
-    for e, name in enumerate(cube["explainer"].values.tolist()):
-        scales[name] = _scale(pixels[e])
-        codes[name] = _deflate(quantise(pixels[e], signed[name], scales[name]))
-    return {"shape": list(pixels.shape[1:]), "scale": scales, "data": codes}
+    scales = scales or overlay_scales(cube)
+    out = {"shape": [cube.sizes["time"], cube.sizes["y"], cube.sizes["x"]], "scale": scales,
+           "encoding": "webp" if lossy else "deflate", "data": {}, "error": {},
+           "transparent": 1 if lossy else 0}  # lossy noise of one code about zero is not drawn
+    for name in cube["explainer"].values.tolist():
+        codes = quantise(cube["pixels"].sel(explainer=name).transpose("time", "y", "x").values,
+                         signed[name], scales[name])
+        if not lossy:
+            out["data"][name] = _deflate(codes)
+            out["error"][name] = {"max": 0.0, "mean": 0.0}
+            continue
+        blobs = windows.encode_codes_webp(codes)
+        out["data"][name] = [_b64(b) for b in blobs]
+        out["error"][name] = windows.code_error(codes, windows.decode_codes_webp(blobs, codes.shape), signed[name])
+    return out
 
 
 def region_labels(cube: xr.Dataset) -> tuple[np.ndarray, str]:
@@ -216,8 +276,8 @@ def playback(cube: xr.Dataset) -> tuple[np.ndarray, float]:
 # --- the video -----------------------------------------------------------------------
 
 
-def display_factor(size: tuple[int, int]) -> int:
-    return max(1, int(round(DISPLAY_SIZE / max(size))))
+def display_factor(size: tuple[int, int], side: int = DISPLAY_SIZE) -> int:
+    return max(1, int(round(side / max(size))))
 
 
 def _frames_of(video, times: np.ndarray):
@@ -266,17 +326,17 @@ def _check_content(frames: np.ndarray, cube: xr.Dataset, source: str) -> None:
                              f"from those of {cube.attrs.get('video_source') or 'the cube'}): pass that video")
 
 
-def _display_crop(cube: xr.Dataset, frame_size: tuple[int, int]) -> FaceCrop:
+def _display_crop(cube: xr.Dataset, frame_size: tuple[int, int], side: int) -> FaceCrop:
     """The model's crop, scaled up by a whole factor about pixel centres."""
     h, w = cube.sizes["y"], cube.sizes["x"]
-    k = display_factor((h, w))
+    k = display_factor((h, w), side)
     lift = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]])
     display = np.einsum("ij,tjk->tik", lift[:, :2], cube["crop_matrix"].values)
     display[:, :, 2] += lift[:, 2]
     return FaceCrop(display, (h * k, w * k), frame_size)
 
 
-def video_frames(video, cube: xr.Dataset):
+def video_frames(video, cube: xr.Dataset, side: int = DISPLAY_SIZE):
     """The cube's frames of ``video`` as (T, H, W, 3) uint8 at display size, cropped like
     the model saw them when the cube has ``crop_matrix``; and whether they are cropped."""
     import cv2
@@ -290,34 +350,48 @@ def video_frames(video, cube: xr.Dataset):
     _check_frame_size(frames, cube, source)
     _check_content(frames, cube, source)
     if "crop_matrix" in cube and "pixels" in cube:
-        return _display_crop(cube, frames.shape[1:3]).apply(frames), True
+        return _display_crop(cube, frames.shape[1:3], side).apply(frames), True
     height, width = frames.shape[1:3]
-    k = DISPLAY_SIZE / max(height, width)
+    k = side / max(height, width)
     size = (max(1, int(round(width * k))), max(1, int(round(height * k))))
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]), False
 
 
-def _jpeg(frame: np.ndarray, quality: int = 85) -> str:
+def jpeg_bytes(frame: np.ndarray, quality: int = 85, image_format: str = "jpeg") -> bytes:
+    """An RGB frame as JPEG (or ``image_format="webp"``) bytes.
+
+    Example:
+        >>> frame = np.zeros((8, 8, 3), np.uint8)
+        >>> jpeg_bytes(frame)[:3] == b"\\xff\\xd8\\xff", jpeg_bytes(frame, 70, "webp")[8:12]
+        (True, b'WEBP')
+    """
     import cv2
 
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    flag = cv2.IMWRITE_WEBP_QUALITY if image_format == "webp" else cv2.IMWRITE_JPEG_QUALITY
+    ok, data = cv2.imencode(f".{image_format[:4]}", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [flag, quality])
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
-        raise CubeError("could not encode a video frame as JPEG")
-    return _b64(data.tobytes())
+        raise CubeError(f"could not encode a video frame as {image_format}")
+    return data.tobytes()
 
 
-def frame_images(cube: xr.Dataset, video, overlay: dict | None, messages: list[str]) -> dict | None:
-    """The video's frames as JPEG, or None (no video, or an overlay that cannot be placed
-    on uncropped frames); what is missing is added to ``messages``."""
+def frame_images(cube: xr.Dataset, video, overlay: dict | None, messages: list[str], lossy: bool = False) -> dict | None:
+    """The video's frames as JPEG (``lossy``: WebP at :data:`windows.FRAME_QUALITY`), or
+    None (no video, or an overlay that cannot be placed on uncropped frames); what is
+    missing is added to ``messages``."""
     if video is None:
         if overlay is not None:
             messages.append(NO_VIDEO)
         return None
-    images, cropped = video_frames(video, cube)
+    # lossy frames under an overlay at half the display size: the browser scales them up
+    side = windows.LOSSY_FRAME_SIDE if lossy and overlay is not None else DISPLAY_SIZE
+    images, cropped = video_frames(video, cube, side)
     if overlay is not None and not cropped:
         messages.append(NO_CROP)
         return None
-    return {"size": list(images.shape[1:3]), "cropped": cropped, "jpeg": [_jpeg(f) for f in images]}
+    image_format, quality = ("webp", windows.FRAME_QUALITY) if lossy else ("jpeg", 85)
+    size = _display(overlay, None) if overlay is not None else list(images.shape[1:3])
+    return {"size": size, "cropped": cropped, "format": image_format,
+            "jpeg": [_b64(jpeg_bytes(f, quality, image_format)) for f in images]}
 
 
 # --- the whole payload ---------------------------------------------------------------
@@ -336,8 +410,9 @@ def _display(overlay: dict | None, frames: dict | None) -> list[int]:
 def _encoded_mb(frames: dict | None, overlay: dict | None, labels: dict | None) -> float:
     """Megabytes of the encoded frames, pixel maps and labels."""
     size = sum(map(len, frames["jpeg"])) if frames else 0
-    size += sum(map(len, overlay["data"].values())) if overlay else 0
-    size += len(labels["data"]) if labels else 0
+    for data in (overlay["data"] or {}).values() if overlay else ():
+        size += len(data) if isinstance(data, str) else sum(map(len, data))
+    size += len(labels["data"] or "") if labels else 0
     return size / 1e6
 
 
@@ -349,10 +424,15 @@ def _warn_if_large(n_frames: int, size_mb: float) -> None:
             ExpressoWarning, stacklevel=4)
 
 
-def build(cube: xr.Dataset, video=None, evaluation=None) -> dict:
+def build(cube: xr.Dataset, video=None, evaluation=None, *, window: int | None = None, lossy: bool = False) -> dict:
     """The JSON-able payload of an Explorer: the ``Payload`` typedef at the top of
     ``widgets/explorer.js``. An ``evaluation`` dataset of the cube adds its panel
     (refused with :class:`~expresso_xai.errors.EvaluationError` if it is not the cube's).
+    ``lossy`` encodes pixel maps and frames as WebP (:func:`overlay_codes`). With ``window``
+    (frames per window, fewer than the cube's), the payload holds no pixel maps, labels
+    or frames (the kernel sends them a window at a time, :mod:`.stream`) and the heatmap
+    rows are downsampled to about :data:`windows.HEAT_COLUMNS` columns keeping peaks, so
+    it does not grow with the video beyond the per-frame times.
 
     Example:
         >>> from expresso_xai.testing import example_cube
@@ -364,14 +444,27 @@ def build(cube: xr.Dataset, video=None, evaluation=None) -> dict:
     evaluated = evaluation_panel.panel(cube, evaluation)  # refused before any decoding
     messages: list[str] = []
     signed = signed_explainers(cube)
-    overlay = overlay_codes(cube, signed)
-    if overlay is None:
-        messages.append(NO_PIXELS)
-    labels = label_codes(cube) if overlay is not None else None
-    frames = frame_images(cube, video, overlay, messages)
     seconds, fps = playback(cube)
-    _warn_if_large(cube.sizes["time"], _encoded_mb(frames, overlay, labels))
+    step, windowed = 1, window is not None and window < cube.sizes["time"]
+    if windowed:
+        from .stream import windowed_parts
+
+        overlay, labels, frames, window_part = windowed_parts(cube, video, window, messages)
+        step = window_part["step"]
+        seconds = np.round(np.asarray(seconds, np.float64), 4)  # ~8 characters a frame, not 18
+    else:
+        overlay = overlay_codes(cube, signed, lossy=lossy)
+        if overlay is None:
+            messages.append(NO_PIXELS)
+        labels = label_codes(cube) if overlay is not None else None
+        frames = frame_images(cube, video, overlay, messages, lossy)
+        window_part = None
+        _warn_if_large(cube.sizes["time"], _encoded_mb(frames, overlay, labels))
     source = Path(str(cube.attrs.get("video_source") or "video")).name
+    times = cube["time"].values.astype(np.int64)
+    shared = agreement(cube)
+    if shared is not None and step > 1:
+        shared["per_frame"] = _finite(windows.downsample_peaks(np.array(shared["per_frame"], np.float64), step))
     return {
         "version": 1,
         "title": f"{cube.attrs.get('model_name') or 'model'} on {source}",
@@ -385,8 +478,10 @@ def build(cube: xr.Dataset, video=None, evaluation=None) -> dict:
         "prediction": _finite(cube["prediction"].values) if "prediction" in cube else None,
         "values": [[value, VALUE_LABELS[value]] for value in VALUES],
         "signed": signed,
-        "heat": heat_rows(cube),
-        "agreement": agreement(cube),
+        "heat": heat_rows(cube, step),
+        "heat_times": times[::step].tolist() if step > 1 else None,
+        "window": window_part,
+        "agreement": shared,
         "overlay": overlay,
         "labels": labels,
         "frames": frames,
