@@ -10,12 +10,12 @@ STAMP  := $(VENV)/.installed
 # dependencies (scikit-learn) is in the dev extra; the last step checks cv2 is still ours.
 QUANTUS := quantus==0.6.0
 
-.PHONY: demo test bench browser clean
+.PHONY: demo test docs bench browser clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,docs]'
 	$(PY) -m pip install --quiet --no-deps $(QUANTUS) || \
 		echo "WARNING: $(QUANTUS) did not install: the Quantus cross-check will be SKIPPED"
 	$(PY) -c "import cv2, importlib.metadata as m; names = {d.metadata['Name'] for d in m.distributions()}; \
@@ -25,8 +25,15 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(PY) -m expresso_xai.cli demo --out demo_output
 
-test: $(STAMP) browser
+test: $(STAMP) browser docs
 	$(PY) -m pytest -ra
+
+# The documentation site (docs/site, Sphinx): built offline, warnings are errors, so a
+# broken reference or docstring fails `make test`. Notebooks are rendered, not executed
+# (tests/test_notebooks.py executes them); the gallery draws its figures from the
+# shipped samples during the build. The HTML lands in docs/_build/html/index.html.
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs/site docs/_build/html
 
 # The browser tests drive Debian's Chromium with Playwright: install it where apt can
 # (as root or with passwordless sudo). Elsewhere they are skipped, loudly.
@@ -47,4 +54,4 @@ bench: $(STAMP) browser
 	$(PY) benchmarks/bench_landmarks.py
 
 clean:
-	rm -rf demo_output test-artifacts .pytest_cache
+	rm -rf demo_output test-artifacts .pytest_cache docs/_build docs/site/_generated docs/site/notebooks docs/site/gallery.md

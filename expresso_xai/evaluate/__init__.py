@@ -6,23 +6,20 @@ step and runs each metric group on them; the result is an ``xarray.Dataset`` wit
 ``score(explainer, metric)`` per method and score, the perturbation curves and each
 check's details (see :mod:`.dataset`). Metric groups (``metrics=``):
 
-=========================  =============================================================
-``deletion``, ``insertion`` remove (insert) region × time units in the cube's order
-                            (Petsiuk et al. 2018); AOPC for MoRF and LeRF, normalised by
-                            random orders (:mod:`.perturbation`)
-``faithfulness_correlation`` Bhatt et al. 2020, on random sets of units
-``infidelity``              Yeh et al. 2019, on the same perturbations
-``mprt``                    model-parameter randomisation (Adebayo et al. 2018),
-                            cascading and per layer (:mod:`.randomisation`)
-``random``                  the data-independence checks for video: frames shuffled
-                            within each clip, a static clip
-``pointing_game``, ``relevance_mass``, ``relevance_rank``
-                            localisation against a ground truth ``truth``
-                            (:mod:`.localisation`)
-``max_sensitivity``,        robustness under small input noise, and between overlapping
-``temporal_consistency``    clips (:mod:`.robustness`)
-``off_face``                share of |attribution| off the face (background, face_other)
-=========================  =============================================================
+- ``deletion``, ``insertion``: remove (insert) region × time units in the cube's order
+  (Petsiuk et al. 2018); AOPC for MoRF and LeRF, normalised by random orders
+  (:mod:`.perturbation`)
+- ``faithfulness_correlation``: Bhatt et al. 2020, on random sets of units
+- ``infidelity``: Yeh et al. 2019, on the same perturbations
+- ``mprt``: model-parameter randomisation (Adebayo et al. 2018), cascading and per layer
+  (:mod:`.randomisation`)
+- ``random``: the data-independence checks for video: frames shuffled within each clip,
+  a static clip
+- ``pointing_game``, ``relevance_mass``, ``relevance_rank``: localisation against a
+  ground truth ``truth`` (:mod:`.localisation`)
+- ``max_sensitivity``, ``temporal_consistency``: robustness under small input noise, and
+  between overlapping clips (:mod:`.robustness`)
+- ``off_face``: share of |attribution| off the face (background, face_other)
 """
 
 from __future__ import annotations

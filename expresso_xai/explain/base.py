@@ -41,7 +41,9 @@ def get_method(name: str, options: dict | None = None) -> "Method":
 class MethodResult:
     """What a method gives for one clip.
 
-    Exactly one of ``pixels`` and ``region_time`` is set:
+    Exactly one of ``pixels`` and ``region_time`` is set.
+
+    Attributes:
         pixels: ``(L, H, W)`` float64 attribution per pixel, summed over colour channels.
         region_time: ``(L, R)`` float64 attribution per frame and region.
         pixel_map: for ``region_time`` methods, an ``(L, H, W)`` map whose region sums
