@@ -10,22 +10,35 @@
 3. integrated gradients: passes the adaptive rule needs to reach 1% completeness error,
    against Captum's fixed default (Gauss-Legendre, 50 steps), with the error each reaches.
 
-    .venv/bin/python benchmarks/bench_explain.py --model small|demo|r3d_18 [--repeats 3]
+4. the public API goal: the gradient family through ``ex.explain`` (crop, regions,
+   preprocessing, the prediction and the cube included) per clip, against two references
+   in the same run: one forward+backward with gradients into the parameters (``bare``,
+   as in 1.) and, stricter, one forward + backward to the input only
+   (``torch.autograd.grad(out, x)``, what Captum's Saliency does); on one clip and on a
+   several-clip video (``--frames``, default 64: 7 clips at stride 8).
 
-Timings are the best of ``--repeats`` runs, interleaved, on one 16-frame clip of a
-shipped sample video.
+    .venv/bin/python benchmarks/bench_explain.py --model small|demo|r3d_18 [--repeats 3]
+        [--device cpu|cuda] [--clips-per-batch auto|N] [--autocast bf16] [--frames 64] [--only public]
+    .venv/bin/python benchmarks/bench_explain.py --quick [--device cuda]
+
+``--quick`` runs only section 4, on the demo model and r3d_18, two repeats (a few
+minutes on a 2-core CPU, well under three on a GPU). Timings are the best of
+``--repeats`` runs, interleaved, on clips of a shipped sample video; on CUDA every timed
+call ends with ``torch.cuda.synchronize()``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 import expresso_xai as ex
 from expresso_xai.explain import METHODS, ClipContext, fastest_batch
+from expresso_xai.explain.base import precision
 from expresso_xai.explain.features import feature_mask, mask_tensor
 from expresso_xai.testing import tiny_cnn
 
@@ -44,38 +57,151 @@ def build_model(name: str):
     return ex.models.wrap(net, input_size=(112, 112), name="small")
 
 
+def synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def best_of(repeats: int, function) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         function()
+        synchronize()
         times.append(time.perf_counter() - started)
     return min(times)
 
 
-def main() -> None:
+def interleaved(repeats: int, functions: dict) -> dict:
+    """Times of each function per round, the functions run in turns within a round
+    (each warmed up once), so load changes on a shared machine hit a round's functions
+    alike: compare them by the median of the per-round ratios (:func:`ratio`)."""
+    for function in functions.values():
+        function()
+    synchronize()
+    times = {key: [] for key in functions}
+    for _ in range(repeats):
+        for key, function in functions.items():
+            times[key].append(best_of(1, function))
+    return {key: np.asarray(values) for key, values in times.items()}
+
+
+def ratio(times: dict, numerator: str, denominator: str) -> float:
+    """The median over rounds of one function's time over another's in the same round."""
+    return float(np.median(times[numerator] / times[denominator]))
+
+
+def public_api(model, args, n_frames: int) -> None:
+    """Section 4: ``ex.explain`` with the gradient family per clip, against one
+    forward+backward into the parameters and one forward + backward to the input only."""
+    video = ex.load_video(ex.samples.sample_path("participant_high"), max_frames=n_frames)
+    faces = ex.track_faces(video, progress=False)
+    crop = ex.FaceCrop.from_track(faces, size=model.input_size)
+    length, stride = model.clip_length, 8
+    starts = range(0, max(len(faces) - length, 0) + 1, stride)
+    inputs = [model.preprocess(crop[start:start + length].apply(video.frames[start:start + length]), args.device)
+              for start in starts]
+    methods = ["gradcam", "saliency", "input_x_gradient"]
+
+    def into_parameters():  # in the precision explain runs in: the same arithmetic, one pass
+        for x in inputs:
+            leaf = x.detach().clone().requires_grad_(True)
+            with precision(args.device, args.autocast):
+                out = model(leaf)[:, 0].sum()
+            out.backward()
+
+    def to_input_only():
+        for x in inputs:
+            leaf = x.detach().clone().requires_grad_(True)
+            with precision(args.device, args.autocast):
+                out = model(leaf)[:, 0].sum()
+            torch.autograd.grad(out, leaf)
+
+    def public():
+        return ex.explain(model, video, faces=faces, crop=crop, methods=methods, target=0, stride=stride,
+                          progress=False, device=args.device, clips_per_batch=args.clips_per_batch,
+                          autocast=args.autocast or False)
+
+    cube = public()
+    assert cube.sizes["clip"] == len(inputs), (cube.sizes["clip"], len(inputs))
+    times = interleaved(args.repeats, {"parameters": into_parameters, "input": to_input_only, "explain": public})
+    best = {key: values.min() / len(inputs) * 1000 for key, values in times.items()}  # ms per clip
+    print(f"   {n_frames:4d} frames, {len(inputs)} clip(s): ex.explain {best['explain']:7.1f} ms/clip = "
+          f"{ratio(times, 'explain', 'parameters'):.2f}x fwd+bwd into parameters ({best['parameters']:.1f} ms/clip), "
+          f"{ratio(times, 'explain', 'input'):.2f}x fwd+bwd to the input only ({best['input']:.1f} ms/clip)  "
+          "(goal <= 1.15x; ratios: median over rounds, times: best)")
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="small", choices=["small", "demo", "r3d_18"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--clips-per-batch", default="auto", type=lambda v: v if v == "auto" else int(v),
+                        help="clips per forward+backward in section 4: auto (1 on CPU, by memory on CUDA) or N")
+    parser.add_argument("--autocast", choices=["bf16"], default=None, help="section 4 in bfloat16 autocast")
+    parser.add_argument("--frames", type=int, default=64, help="frames of section 4's several-clip video")
+    parser.add_argument("--only", choices=["public"], default=None, help="run only section 4")
+    parser.add_argument("--quick", action="store_true",
+                        help="only section 4, on the demo model and r3d_18, 2 repeats (unattended on a GPU)")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device cuda: CUDA is not available here (torch {torch.__version__}, built with CUDA "
+                     f"{torch.version.cuda or 'none'}); run it on a GPU machine or use --device cpu")
+    return args
+
+
+def main() -> None:
+    args = arguments()
     torch.set_grad_enabled(True)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    if args.quick or args.only == "public":
+        for name in (["demo", "r3d_18"] if args.quick else [args.model]):
+            model = build_model(name)
+            model.module.to(args.device)
+            print(f"\n4. gradient family through ex.explain, per clip: {model.describe()}; device {args.device}, "
+                  f"clips_per_batch {args.clips_per_batch}, autocast {args.autocast}, threads {torch.get_num_threads()}")
+            args.repeats = 2 if args.quick else args.repeats
+            for n_frames in (model.clip_length, args.frames):
+                public_api(model, args, n_frames)
+        return
 
     model = build_model(args.model)
+    model.module.to(args.device)
+    print(f"model {model.describe()}; threads {torch.get_num_threads()}")
+    clip = one_clip(model, args.device)
+    shared_pass(clip, args)
+    chosen, baseline = occlusion(clip, args)
+    integrated_gradients(clip, chosen, baseline)
+    print(f"\n4. gradient family through ex.explain, per clip (clips_per_batch {args.clips_per_batch}, "
+          f"autocast {args.autocast})")
+    public_api(model, args, model.clip_length)
+    public_api(model, args, args.frames)
+
+
+def one_clip(model, device) -> SimpleNamespace:
+    """The clip sections 1-3 time: model, video, faces, crop, region map, frames, input."""
     video = ex.load_video(ex.samples.sample_path("participant_high"), max_frames=model.clip_length)
     faces = ex.track_faces(video, progress=False)
     crop = ex.FaceCrop.from_track(faces, size=model.input_size)
     region_map = ex.region_map(faces, crop)
     frames = crop.apply(video)
-    x = model.preprocess(frames)
-    layer = model.gradcam_layer
+    x = model.preprocess(frames, device)
 
     def context(batch=None):
         return ClipContext(model=model, x=x, frames=frames, region_map=region_map, target=0,
-                           batch_size=batch, gradient_layer=layer)
+                           batch_size=batch, gradient_layer=model.gradcam_layer, device=device)
 
-    print(f"model {model.describe()}; threads {torch.get_num_threads()}")
+    return SimpleNamespace(model=model, video=video, faces=faces, crop=crop, region_map=region_map, x=x,
+                           layer=model.gradcam_layer, context=context)
 
-    # 1. shared gradient pass ------------------------------------------------------------
+
+def shared_pass(clip, args) -> None:
+    """Section 1: the engine's shared pass against one bare pass and three Captum calls."""
+    model, x, layer, context = clip.model, clip.x, clip.layer, clip.context
+    video, faces, crop = clip.video, clip.faces, clip.crop
     from captum.attr import InputXGradient, LayerGradCam, Saliency
 
     def bare_pass():
@@ -93,9 +219,6 @@ def main() -> None:
         Saliency(model).attribute(x, target=0)
         InputXGradient(model).attribute(x.clone().requires_grad_(True), target=0)
 
-    import warnings
-
-    warnings.filterwarnings("ignore", category=UserWarning)
     for function in (bare_pass, engine_three, captum_three):  # warm up
         function()
     times = {"bare": [], "engine": [], "captum": []}
@@ -111,11 +234,16 @@ def main() -> None:
     print(f"   Captum, three calls       {captum * 1000:8.1f} ms  = {captum / bare:.2f}x one pass; "
           f"engine is {captum / engine:.2f}x faster")
     public = best_of(args.repeats, lambda: ex.explain(model, video, faces=faces, crop=crop, progress=False,
-                                                      methods=["gradcam", "saliency", "input_x_gradient"]))
+                                                      methods=["gradcam", "saliency", "input_x_gradient"],
+                                                      device=args.device))
     print(f"   ex.explain, the public API {public * 1000:7.1f} ms  = {public / bare:.2f}x one pass (goal <= 1.15x; "
           "crop, regions, preprocessing and the cube around one forward+backward that also gives the prediction)")
 
-    # 2. occlusion -----------------------------------------------------------------------
+
+def occlusion(clip, args):
+    """Section 2: occlusion against Captum's FeatureAblation at its best setting; returns
+    the batch size chosen and the blur baseline (section 3 uses them)."""
+    model, x, region_map, context = clip.model, clip.x, clip.region_map, clip.context
     from captum.attr import FeatureAblation
 
     mask = feature_mask(region_map, 4)
@@ -145,8 +273,12 @@ def main() -> None:
     print(f"   engine (chose {chosen} per forward)   {ours:6.2f} s = {ours / captum_times[best_k]:.2f}x Captum at its "
           f"best ({best_k}) (goal <= 1.0x)")
     print(f"   {n_features + 1} raw forwards, batch 1   {raw:6.2f} s; engine = {ours / raw:.2f}x that")
+    return chosen, baseline
 
-    # 3. integrated gradients ------------------------------------------------------------
+
+def integrated_gradients(clip, chosen: int, baseline) -> None:
+    """Section 3: adaptive integrated gradients' passes and error against Captum's default."""
+    model, x, context = clip.model, clip.x, clip.context
     from captum.attr import IntegratedGradients
 
     ig = METHODS["integrated_gradients"]

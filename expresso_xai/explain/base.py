@@ -78,6 +78,10 @@ class ClipContext:
         landmarks: ``(L, 68, 2)`` landmarks in model-input pixels (NaN without a face).
         prediction: the model's output at ``target`` for this clip.
         timestamps: ``(L,)`` seconds of the clip's frames, when known.
+        autocast: ``"bf16"`` to run the gradient passes (the shared one, integrated
+            gradients' steps) in bfloat16 autocast, ``None`` for float32 (see :func:`precision`).
+        step_budget: inputs with their graph that fit the device's memory budget in one
+            forward+backward (measured on CUDA by :mod:`.batched`), ``None`` when unknown.
     """
 
     model: Any
@@ -93,6 +97,8 @@ class ClipContext:
     landmarks: Any = None
     prediction: float = float("nan")
     timestamps: Any = None
+    autocast: str | None = None
+    step_budget: int | None = None
 
     def baseline(self, kind):
         """A baseline input in the model's layout: ``"black"``, ``"blur"`` (Gaussian blur
@@ -258,8 +264,6 @@ def shared_gradients(ctx: ClipContext) -> dict:
     and gradient. Cached on the clip, so every gradient-sharing method uses one pass;
     the forward is the one :func:`prepare_clip` recorded when it kept the graph.
     """
-    import torch
-
     if "gradients" in ctx.cache:
         return ctx.cache["gradients"]
     forward = ctx.cache.pop("graph", None)
@@ -267,18 +271,68 @@ def shared_gradients(ctx: ClipContext) -> dict:
         forward = graph_forward(ctx.model, ctx.x, ctx.gradient_layer)  # none kept for this input and layer
     out = forward["output"]
     check_output(out, ctx.model, ctx.target)
+    result = backward_pass(forward, out[:, ctx.target])
+    ctx.cache["gradients"] = result
+    return result
+
+
+def backward_pass(forward: dict, picked) -> dict:
+    """One backward of ``picked.sum()`` (the target outputs of a :func:`graph_forward`):
+    ``{"input_gradient", "output", "activation", "layer_gradient"}``, detached, in float32
+    (an autocast forward gives bfloat16 activations). Rows are independent when the
+    model is in eval mode, so for a batch of clips row ``i`` is clip ``i``'s own pass.
+
+    Example:
+        >>> import torch
+        >>> from expresso_xai.testing import tiny_model
+        >>> model = tiny_model(input_size=(64, 64))
+        >>> forward = graph_forward(model, torch.rand(2, 3, 16, 64, 64), layer=model.gradcam_layer)
+        >>> result = backward_pass(forward, forward["output"][:, 0])
+        >>> tuple(result["input_gradient"].shape), tuple(result["layer_gradient"].shape)
+        ((2, 3, 16, 64, 64), (2, 4, 16, 64, 64))
+    """
+    import torch
+
     # autograd.grad, not backward() with a hook on the activation: a tensor hook closing
     # over the activation is a reference cycle through autograd's C++ graph that Python's
     # collector cannot see, and it kept every clip's graph alive (about 20 MB a clip at
     # 112 px). It also leaves the parameters' .grad alone.
-    wanted = [forward["x"]] + ([forward["activation"]] if forward["activation"] is not None else [])
+    activation = forward["activation"]
+    wanted = [forward["x"]] + ([activation] if activation is not None else [])
     with torch.enable_grad():
-        gradients = torch.autograd.grad(out[:, ctx.target].sum(), wanted, allow_unused=True)
-    result = {
+        gradients = torch.autograd.grad(picked.sum(), wanted, allow_unused=True)
+    layer_gradient = gradients[1] if len(gradients) > 1 else None
+    return {
         "input_gradient": gradients[0].detach(),
-        "output": out.detach(),
-        "activation": forward["activation"].detach() if forward["activation"] is not None else None,
-        "layer_gradient": gradients[1].detach() if len(gradients) > 1 and gradients[1] is not None else None,
+        "output": forward["output"].detach().float(),
+        "activation": activation.detach().float() if activation is not None else None,
+        "layer_gradient": layer_gradient.detach().float() if layer_gradient is not None else None,
     }
-    ctx.cache["gradients"] = result
-    return result
+
+
+#: the values of ``autocast=``: reduced precisions the gradient passes can run in
+AUTOCAST = {"bf16": "bfloat16"}
+
+
+def precision(device, autocast: str | None):
+    """The context the gradient passes run in: ``torch.autocast`` in bfloat16 on
+    ``device`` for ``autocast="bf16"`` (CPU or CUDA), nothing for ``None``.
+
+    Example:
+        >>> import torch
+        >>> with precision("cpu", "bf16"):
+        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        torch.bfloat16
+        >>> with precision("cpu", None):
+        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        torch.float32
+    """
+    import contextlib
+
+    import torch
+
+    if not autocast:
+        return contextlib.nullcontext()
+    if autocast not in AUTOCAST:
+        raise MethodError(f"autocast={autocast!r}: use False or one of {list(AUTOCAST)}")
+    return torch.autocast(torch.device(device).type, dtype=getattr(torch, AUTOCAST[autocast]))

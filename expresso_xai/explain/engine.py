@@ -30,6 +30,7 @@ from ..faces import FaceTrack, track_faces
 from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
 from .batching import batch_size_for, fastest_batch  # noqa: F401  (fastest_batch: importable from here)
+from .batched import explain_in_batches
 from .clip import prepare_clip, run_methods
 from .plan import ExplainPlan, plan_explain
 from .state import ExplainState
@@ -53,6 +54,8 @@ def explain(
     crop: FaceCrop | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: float = 60.0,
+    clips_per_batch: int | str = "auto",
+    autocast: bool | str = False,
     **method_options,
 ):
     """Explain a video model on a face video: attribution per method, frame and region.
@@ -80,6 +83,11 @@ def explain(
             ``checkpoint_every`` seconds and when the run stops on an error or Ctrl-C;
             running the same call again resumes after the last saved clip and gives the
             same cube. It is deleted once the cube is complete.
+        clips_per_batch: clips per forward+backward of the gradient family
+            (:mod:`.batched`): ``"auto"`` is 1 on a CPU and sized by a memory budget on CUDA.
+        autocast: ``"bf16"`` runs the shared gradient pass and integrated gradients' steps
+            in bfloat16 autocast; integrated gradients checks its completeness against the
+            float32 model and warns (``PrecisionWarning``) above its tolerance.
         **method_options: per-method options as dicts, e.g.
             ``integrated_gradients={"tolerance": 0.005}, occlusion={"window": 8}``.
 
@@ -110,18 +118,22 @@ def explain(
     """
 
     plan = plan_explain(model, methods, method_options, target=target, regions=regions, clip_length=clip_length,
-                        stride=stride, keep_pixels=keep_pixels, device=device, batch_size=batch_size, seed=seed)
+                        stride=stride, keep_pixels=keep_pixels, device=device, batch_size=batch_size, seed=seed,
+                        clips_per_batch=clips_per_batch, autocast=autocast)
     checkpointer = Checkpointer(checkpoint, checkpoint_every)
     source = VideoSource.open(video, faces, progress)
     crop = _crop_for(plan.model, source.faces, crop)
     state = new_state(plan, len(source.faces))
     checkpointer.restore(state, lambda: fingerprint(plan, source, crop))
     with checkpointer.guard(state):
-        for positions, clip in source.clips(plan, state, progress):
-            ctx = _prepare(plan, state, clip, positions, source.faces, crop)
-            state.add(ctx, run_methods(ctx, plan.methods), positions)
-            state.video_digest = source.digest_after(state.done)
-            checkpointer.tick(state)
+        if plan.batches_clips:  # several clips per pass, or autocast (explain/batched.py)
+            explain_in_batches(plan, state, source, crop, checkpointer, progress)
+        else:
+            for positions, clip in source.clips(plan, state, progress):
+                ctx = _prepare(plan, state, clip, positions, source.faces, crop)
+                state.add(ctx, run_methods(ctx, plan.methods), positions)
+                state.video_digest = source.digest_after(state.done)
+                checkpointer.tick(state)
     checkpointer.remove()
     return to_cube(plan, source, crop, state)
 
@@ -268,7 +280,8 @@ def fingerprint(plan: ExplainPlan, source: VideoSource, crop: FaceCrop) -> str:
         "model": plan.model.weights_hash(), "video": source.identity(),
         "faces_and_crop": digest.hexdigest(), "methods": {m: method.params() for m, method in plan.methods.items()},
         "scheme": plan.scheme.name, "clip_length": plan.clip_length, "stride": plan.stride, "seed": plan.seed,
-        "target": str(plan.target), "keep_pixels": plan.keep_pixels, "batch_size": str(plan.batch_size or "auto"),
+        "target": str(plan.target), "keep_pixels": plan.keep_pixels, "autocast": str(plan.autocast),
+        "batch_size": str(plan.batch_size or "auto"),
     }, sort_keys=True, default=str)
 
 
@@ -342,6 +355,8 @@ def run_attrs(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Exp
         "seed": plan.seed,
         "batch_size": int(state.batch_size or 1),
         "batch_size_source": state.batch_source or "unused",
+        "clips_per_batch": int(plan.clips_measured or (plan.clips_per_batch if plan.clips_per_batch != "auto" else 1)),
+        "autocast": plan.autocast or "",
         "device": str(plan.device),
         "aggregation": "frame attribution = mean over the clips covering the frame",
         "methods": {name: method.params() for name, method in plan.methods.items()},

@@ -32,6 +32,10 @@ class ExplainPlan:
         clip_length, stride: how clips slide over the video.
         keep_pixels, device, seed: as given to :func:`explain`.
         batch_size: perturbations or steps per forward; ``None`` until measured.
+        clips_per_batch: clips per forward+backward (:mod:`.batched`): a number, or
+            ``"auto"`` (left only on CUDA: measured on the first clip, then ``clips_measured``).
+        autocast: ``"bf16"`` or ``None`` (float32), see :func:`~.base.precision`.
+        clips_measured, step_budget: what the first clip's memory measure gave on CUDA.
     """
 
     model: Any
@@ -45,6 +49,10 @@ class ExplainPlan:
     device: Any
     seed: int
     batch_size: int | None
+    clips_per_batch: int | str = 1
+    autocast: str | None = None
+    clips_measured: int | None = None
+    step_budget: int | None = None
 
     @property
     def shares_gradient(self) -> bool:
@@ -55,6 +63,12 @@ class ExplainPlan:
     def needs_batch_size(self) -> bool:
         """Whether a method batches perturbations or steps (all but the shared-gradient ones)."""
         return any(not method.shares_gradient for method in self.methods.values())
+
+    @property
+    def batches_clips(self) -> bool:
+        """Whether the run goes through :func:`~.batched.explain_in_batches` (several clips
+        per pass, or autocast); else the engine's clip-by-clip loop."""
+        return self.clips_per_batch != 1 or self.autocast is not None
 
 
 def _whole(value, name: str, least: int, error: type[Exception] = MethodError) -> int:
@@ -97,8 +111,46 @@ def make_methods(names: Iterable[str], options: dict, scheme: RegionScheme) -> d
     return methods
 
 
+def clips_per_batch_for(value, model, device) -> int | str:
+    """``clips_per_batch=`` checked and resolved: a whole number, or ``"auto"`` (1 on a
+    CPU, left to measure on CUDA); always 1 for a model that needs each clip's landmarks.
+
+    Example:
+        >>> import torch
+        >>> from expresso_xai.testing import tiny_model
+        >>> clips_per_batch_for("auto", tiny_model(), torch.device("cpu")), clips_per_batch_for(4, tiny_model(), "cpu")
+        (1, 4)
+    """
+    if isinstance(value, str) and value != "auto":
+        raise MethodError(f"clips_per_batch must be 'auto' or a whole number of at least 1, got {value!r}")
+    if value != "auto":
+        value = _whole(value, "clips_per_batch", 1)
+    if model.uses_clip_geometry:
+        return 1  # its crops follow each clip's landmarks, set before the forward: one clip at a time
+    if value == "auto" and getattr(device, "type", str(device)) != "cuda":
+        return 1
+    return value
+
+
+def autocast_for(value) -> str | None:
+    """``autocast=`` checked: ``False``/``None`` (float32) or ``"bf16"``.
+
+    Example:
+        >>> autocast_for(False), autocast_for("bf16")
+        (None, 'bf16')
+    """
+    from .base import AUTOCAST
+
+    if value is None or value is False:
+        return None
+    if isinstance(value, str) and value in AUTOCAST:
+        return value
+    raise MethodError(f"autocast must be False or one of {list(AUTOCAST)}, got {value!r}")
+
+
 def plan_explain(model, methods, method_options: dict, *, target=None, regions="partition", clip_length=None,
-                 stride=8, keep_pixels=False, device="cpu", batch_size="auto", seed=0) -> ExplainPlan:
+                 stride=8, keep_pixels=False, device="cpu", batch_size="auto", seed=0, clips_per_batch="auto",
+                 autocast=False) -> ExplainPlan:
     """Check every argument of :func:`explain` and resolve what can be resolved without
     the video: raises :class:`MethodError` or :class:`ModelError` naming the argument.
 
@@ -120,6 +172,7 @@ def plan_explain(model, methods, method_options: dict, *, target=None, regions="
     check_target(target)
     if batch_size != "auto":
         batch_size = _whole(batch_size, "batch_size", 1)
+    autocast = autocast_for(autocast)
     if not isinstance(keep_pixels, (bool, np.bool_)):
         raise MethodError(f"keep_pixels must be True or False, got {keep_pixels!r}")
     try:
@@ -142,4 +195,5 @@ def plan_explain(model, methods, method_options: dict, *, target=None, regions="
         clip_length=clip_length, stride=stride,
         keep_pixels=bool(keep_pixels), device=device, seed=_whole(seed, "seed", 0),
         batch_size=None if batch_size == "auto" else batch_size,
+        clips_per_batch=clips_per_batch_for(clips_per_batch, model, device), autocast=autocast,
     )
