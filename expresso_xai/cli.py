@@ -98,34 +98,19 @@ def _top_lines(cube, k: int = 3) -> list[str]:
     return lines
 
 
-def _openface_track(openface: str, video, video_path: str, max_frames: int | None):
-    """The landmarks and action units of an OpenFace CSV, on the video's frames (``video``
-    holds only the first frame when the file is streamed: the CSV's rows are then checked
-    against the frame count the file announces, and against the frames decoded by the run)."""
-    from .errors import OpenFaceFormatError
-    from .faces.openface import read_openface, read_openface_for
-
-    if max_frames is not None:
-        return read_openface_for(openface, video, max_frames)
-    faces, action_units = read_openface(openface, frame_size=(video.height, video.width))
-    expected = video.n_frames_expected
-    if expected is not None and len(faces) != expected:
-        raise OpenFaceFormatError(f"{openface}: {len(faces)} rows but {video_path} has {expected} frames")
-    return faces, action_units
-
-
 def _explain_video(video_path: str, model_name: str, methods: list[str], out: Path, openface: str | None,
                    regions: str, stride: int, keep_pixels: bool, progress: bool = True,
                    max_frames: int | None = None):
     from . import models
     from .explain import explain
+    from .faces.openface import read_openface_for
     from .video import load_video
 
     model = models.load(model_name)
-    # Without --max-frames the file is streamed clip by clip (memory does not grow with the
-    # interview's length); its first frame gives the size and the announced frame count.
+    # Without --max-frames the file is streamed (memory does not grow with its length).
     video = load_video(video_path, max_frames=max_frames if max_frames is not None else 1)
-    faces, action_units = _openface_track(openface, video, video_path, max_frames) if openface else (None, None)
+    faces, action_units = read_openface_for(openface, video, max_frames, streamed=max_frames is None) \
+        if openface else (None, None)
     if max_frames is None:
         video = video_path
     cube = explain(model, video, faces=faces, methods=methods, regions=regions, stride=stride,
@@ -210,6 +195,7 @@ def cmd_evaluate(args) -> int:
     from .errors import EvaluationError
     from .evaluate import evaluate, save_evaluation
     from .evaluate.base import check_metric_names
+    from .faces.openface import read_openface_for
     from .samples import truth_mask
     from .video import load_video
 
@@ -226,7 +212,7 @@ def cmd_evaluate(args) -> int:
     frames = int(cube.time.values[-1]) + 1  # a cube of the first frames (explain --max-frames) covers only those
     video = load_video(args.video, max_frames=frames)
     openface = args.openface or cube.attrs.get("openface_csv")  # the landmarks the cube was explained with
-    faces = _openface_track(openface, video, args.video, frames)[0] if openface else None
+    faces = read_openface_for(openface, video, frames)[0] if openface else None
     ev = evaluate(model, video, cube, faces=faces, metrics=metrics, truth=truth, window=args.window, fill=args.fill,
                   steps=args.steps, n_random=args.n_random, seed=args.seed, max_clips=args.max_clips)
     save_evaluation(ev, args.out)

@@ -97,10 +97,13 @@ def read_openface(csv_path: str | Path, frame_size: tuple[int, int] | None = Non
     return faces, _action_units(table, by_frame, _seconds(frames, timestamps), faces.face_found)
 
 
-def read_openface_for(csv_path: str | Path, video, max_frames: int | None = None):
+def read_openface_for(csv_path: str | Path, video, max_frames: int | None = None, streamed: bool = False):
     """:func:`read_openface` for one video: the frame size is the video's, and the CSV
     must have one row per frame of the video (with ``max_frames``, the video was read
     only that far and the CSV is cut to match). Returns ``(faces, action_units)``.
+    ``streamed=True``: ``video`` is only the file's first frame (the file is explained
+    streamed), so the rows are checked against the frame count the file announces (and
+    the run checks them against the frames it decodes).
 
     Raises:
         OpenFaceFormatError: the row count differs from the video's frames (naming both).
@@ -113,6 +116,11 @@ def read_openface_for(csv_path: str | Path, video, max_frames: int | None = None
         (10, 10)
     """
     faces, action_units = read_openface(csv_path, frame_size=(video.height, video.width))
+    if streamed:
+        if video.n_frames_expected not in (None, len(faces)):
+            raise OpenFaceFormatError(f"{csv_path}: {len(faces)} rows but {video.source or 'the video'} has "
+                                      f"{video.n_frames_expected} frames")
+        return faces, action_units
     if max_frames is not None and len(faces) >= video.n_frames:
         faces, action_units = faces[: video.n_frames], action_units.isel(time=slice(0, video.n_frames))
     if len(faces) != video.n_frames:
