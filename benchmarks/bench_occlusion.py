@@ -1,0 +1,176 @@
+"""Occlusion through ``ex.explain`` against Captum's ``FeatureAblation`` at its best
+``perturbations_per_eval``, cold (a new process, empty batch-size cache: the probe runs)
+and warm (a new process, the cache written by the cold one), on one clip of r3d_18
+(random weights, 112 px) and on a longer video with the demo model; then adaptive
+occlusion against exhaustive: forwards, time and rank agreement over region × window
+units (Spearman, top-3 overlap).
+
+    .venv/bin/python benchmarks/bench_occlusion.py [--quick] [--repeats 3]
+
+``--quick``: the demo model only, two repeats, Captum at 1 and 4 per forward. Each
+process time is one ``ex.explain`` call timed inside a fresh interpreter (the cache
+is what differs between cold and warm); Captum is timed in this process; ratios are
+medians over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_explain import build_model  # noqa: E402
+
+import expresso_xai as ex  # noqa: E402
+from expresso_xai.explain.features import feature_mask, mask_tensor  # noqa: E402
+
+WINDOW = 4
+
+
+def inputs(model, n_frames: int, stride: int):
+    """Video, faces, crop and the per-clip (input, frames, feature mask) ``ex.explain`` sees."""
+    video = ex.load_video(ex.samples.sample_path("participant_high"), max_frames=n_frames)
+    faces = ex.track_faces(video, progress=False)
+    crop = ex.FaceCrop.from_track(faces, size=model.input_size)
+    regions = ex.region_map(faces, crop)
+    length = model.clip_length
+    clips = []
+    for start in range(0, len(faces) - length + 1, stride):
+        frames = crop[start:start + length].apply(video.frames[start:start + length])
+        labels = SimpleNamespace(exclusive=True, labels=regions.labels[start:start + length], names=regions.names)
+        clips.append((model.preprocess(frames, "cpu"), frames, feature_mask(labels, WINDOW)))
+    return video, faces, crop, clips
+
+
+def captum_times(model, clips, per_evals, repeats: int) -> dict:
+    """Captum FeatureAblation over all clips (blur baseline as ours), best time per setting."""
+    from captum.attr import FeatureAblation
+
+    from expresso_xai.explain.base import ClipContext
+
+    def run(per_eval):
+        with torch.no_grad():
+            for x, frames, mask in clips:
+                baseline = ClipContext(model=model, x=x, frames=frames, region_map=None, target=0).baseline("blur")
+                FeatureAblation(model).attribute(x, baselines=baseline, target=0,
+                                                 feature_mask=mask_tensor(model, mask, x.device),
+                                                 perturbations_per_eval=per_eval)
+
+    times = {}
+    for per_eval in per_evals:
+        runs = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run(per_eval)
+            runs.append(time.perf_counter() - started)
+        times[per_eval] = float(np.median(runs))
+    return times
+
+
+def child(args) -> None:
+    """One ``ex.explain`` occlusion run in this fresh process; prints its time as JSON."""
+    model = build_model(args.model)
+    video, faces, crop, _ = inputs(model, args.frames, args.stride)
+    started = time.perf_counter()
+    cube = ex.explain(model, video, faces=faces, crop=crop, methods=["occlusion"], target=0, stride=args.stride,
+                      progress=False, occlusion={"window": WINDOW})
+    print(json.dumps({"seconds": time.perf_counter() - started, "batch_size": cube.attrs.get("batch_size"),
+                      "source": cube.attrs.get("batch_size_source")}))
+
+
+def in_new_process(name: str, n_frames: int, stride: int, cache: str) -> dict:
+    command = [sys.executable, __file__, "--child", "--model", name, "--frames", str(n_frames), "--stride", str(stride)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True,
+                         env={**os.environ, "EXPRESSO_XAI_CACHE": cache})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def against_captum(name: str, n_frames: int, stride: int, args) -> None:
+    model = build_model(name)
+    _, _, _, clips = inputs(model, n_frames, stride)
+    captum = captum_times(model, clips, (1, 4) if args.quick else (1, 2, 4, 8), args.repeats)
+    best = min(captum, key=captum.get)
+    cold, warm = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            cold.append(in_new_process(name, n_frames, stride, cache))
+            warm.append(in_new_process(name, n_frames, stride, cache))
+    cold_s = float(np.median([run["seconds"] for run in cold]))
+    warm_s = float(np.median([run["seconds"] for run in warm]))
+    print(f"\n{name}: {n_frames} frames, {len(clips)} clip(s), stride {stride}")
+    print("   Captum FeatureAblation by perturbations_per_eval: " + ", ".join(f"{k}: {t:.2f} s" for k, t in captum.items()))
+    print(f"   ex.explain cold ({cold[0]['source']}, batch {cold[0]['batch_size']}): {cold_s:.2f} s = "
+          f"{cold_s / captum[best]:.2f}x Captum at its best ({best})")
+    print(f"   ex.explain warm ({warm[0]['source']}, batch {warm[0]['batch_size']}): {warm_s:.2f} s = "
+          f"{warm_s / captum[best]:.2f}x Captum at its best (goal <= 1.0x)")
+
+
+def units(cube) -> np.ndarray:
+    """``(clip windows, region)`` unit values: attribution summed over each window's frames."""
+    values = cube.attribution.sel(explainer="occlusion")
+    return values.groupby((values.time - values.time.min()) // WINDOW).sum().values
+
+
+def adaptive_against_exhaustive(name: str, n_frames: int, args) -> None:
+    from scipy.stats import spearmanr
+
+    model = build_model(name)
+    video, faces, crop, _ = inputs(model, n_frames, model.clip_length)
+    cubes, seconds = {}, {}
+    for adaptive in (False, True):
+        started = time.perf_counter()
+        cubes[adaptive] = ex.explain(model, video, faces=faces, crop=crop, methods=["occlusion"], target=0,
+                                     stride=model.clip_length, progress=False,
+                                     occlusion={"window": WINDOW, "adaptive": adaptive})
+        seconds[adaptive] = time.perf_counter() - started
+    forwards = {key: json.loads(cube.attrs["passes"])["occlusion"] for key, cube in cubes.items()}
+    exhaustive, adaptive = units(cubes[False]), units(cubes[True])
+    agreement, overlaps = [], []
+    per_clip = model.clip_length // WINDOW
+    for start in range(0, len(exhaustive), per_clip):  # per clip: ranks within one clip's units
+        a, b = exhaustive[start:start + per_clip].ravel(), adaptive[start:start + per_clip].ravel()
+        agreement.append(spearmanr(np.abs(a), np.abs(b)).statistic)
+        overlaps.append(len(set(np.argsort(-np.abs(a))[:3]) & set(np.argsort(-np.abs(b))[:3])))
+    resolved = cubes[True]["occlusion_resolved"].values
+    print(f"\n{name}, adaptive vs exhaustive occlusion, {len(overlaps)} clip(s):")
+    print(f"   forwards {forwards[True]} vs {forwards[False]} = {forwards[True] / forwards[False]:.2f}x (goal <= 0.33x); "
+          f"time {seconds[True]:.2f} s vs {seconds[False]:.2f} s")
+    print(f"   top-3 overlap per clip {overlaps} (of 3); Spearman over |units| per clip "
+          f"{[round(float(s), 2) for s in agreement]}; resolved fraction per clip {np.round(resolved, 2).tolist()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--stride", type=int, default=16)
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    if args.child:
+        return child(args)
+    if args.quick:
+        args.repeats = 2
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    if not args.quick:
+        against_captum("r3d_18", 16, 16, args)
+    against_captum("demo", 64 if args.quick else 96, 16, args)
+    adaptive_against_exhaustive("demo", 64, args)
+    if not args.quick:
+        adaptive_against_exhaustive("r3d_18", 16, args)
+
+
+if __name__ == "__main__":
+    main()
