@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from . import example_cube, tiny_model  # defined before this module is imported
@@ -346,8 +348,11 @@ def open_notebook(page, lab: dict, name: str, timeout_ms: int = 90_000) -> None:
     and wait for its kernel to be idle."""
     page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
     page.wait_for_selector(".jp-Notebook", timeout=timeout_ms)
-    page.wait_for_function(f"() => {{ try {{ return {KERNEL}.status === 'idle'; }} catch (e) {{ return false; }} }}",
-                           timeout=timeout_ms)
+    # JupyterLab restores the notebooks an earlier test left open before it shows this one:
+    # wait until this one is the current tab, or cells would go to a hidden notebook.
+    current = "window.jupyterapp.shell.currentWidget.context.path"
+    page.wait_for_function(f"() => {{ try {{ return {current} === {json.dumps(name)} && {KERNEL}.status === 'idle'; }} "
+                           "catch (e) { return false; } }", timeout=timeout_ms)
 
 
 def run_in_kernel(page, code: str) -> str:
