@@ -267,3 +267,30 @@ def test_methods_text_says_what_was_explained_with_which_parameters(cube):
     assert "\n" not in text
     changed = cube.assign_attrs(methods=json.dumps({"gradcam": {"relu": False}, "saliency": {}}))
     assert "relu = false" in changed.xai.methods_text()
+
+
+@pytest.mark.slow
+def test_the_gallery_renders_one_of_each_kind_on_the_shipped_sample(tmp_path):
+    from expresso_xai.figures.gallery import make_gallery
+
+    entries = make_gallery(tmp_path / "gallery", max_frames=16)
+    names = [entry["name"] for entry in entries]
+    assert names == ["frame_strip", "method_grid", "region_time_heatmap", "region_bars", "agreement_matrix",
+                     "plot_region_map", "perturbation_curves", "metric_table", "band_bars", "au_heatmap"]
+    assert all(callable(getattr(ex.figures, name)) for name in names)  # each name is the function to call
+    for entry in entries:
+        assert entry["path"].suffix == ".png" and entry["caption"].startswith(entry["name"] + ":")
+        with Image.open(entry["path"]) as image:
+            assert json.loads(image.text["expresso_xai_provenance"])["expresso_xai_version"]
+            pixels = np.asarray(image.convert("L"), dtype=float)
+        assert pixels.std() > 10, f"{entry['name']} is blank"
+    assert sorted(p.name for p in (tmp_path / "gallery").iterdir()) == sorted(f"{name}.png" for name in names)
+
+
+def test_methods_text_leaves_out_parameters_whose_flag_is_off(cube):
+    methods = {"gradcam": {}, "saliency": {}, "occlusion": {"window": 4, "adaptive": False, "threshold": 0.1}}
+    plain = cube.assign_coords(explainer=["gradcam", "occlusion"]).assign_attrs(methods=json.dumps(methods))
+    assert "window = 4; adaptive = false)" in plain.xai.methods_text()
+    methods["occlusion"]["adaptive"] = True
+    adaptive = plain.assign_attrs(methods=json.dumps(methods))
+    assert "adaptive = true; threshold = 0.1)" in adaptive.xai.methods_text()

@@ -35,6 +35,10 @@ SCHEMES = {
               "padded by 25% of their size; boxes overlap, so region sums do not add up to the total"),
 }
 
+#: Parameters that only act when a method's flag is on: left out of the text when it is
+#: off, where a reader would take them for settings that shaped the numbers.
+ONLY_WITH_FLAG = {"occlusion": ("adaptive", ("threshold", "budget"))}
+
 HASH_CHARACTERS = 12  # enough to tell weights or videos apart in print; the cube keeps the whole hash
 
 
@@ -66,6 +70,9 @@ def _method(name: str, params: dict, attrs: dict) -> str:
     label, reference = METHOD_NAMES.get(name, (name, None))
     if "layer" in params and params["layer"] is None and attrs.get("gradcam_layer"):
         params = {**params, "layer": attrs["gradcam_layer"]}
+    flag, dependent = ONLY_WITH_FLAG.get(name, (None, ()))
+    if flag in params and not params[flag]:
+        params = {key: value for key, value in params.items() if key not in dependent}
     settings = "; ".join(f"{key} = {_value(value)}" for key, value in params.items() if value is not None)
     return f"{label} ({reference}{'; ' if settings and reference else ''}{settings})" if reference or settings \
         else label

@@ -12,6 +12,7 @@ from ..errors import CubeError
 from .base import DIVERGING, _fit_title, _new_figure, _save, _width_inches, style
 
 RHO_LABEL = "Spearman ρ"
+LABELS_IN = 2.2  # the row labels and the colour bar, in inches
 
 
 @style()
@@ -56,8 +57,11 @@ def agreement_matrix(cube: xr.Dataset, over=("time", "region"), absolute: bool =
     if "region" in rho.dims:
         rho = rho.mean("region", skipna=True)
     inches = _width_inches(width, CubeError)
-    figure, ax = _new_figure(inches, min(inches, 0.9 + 0.45 * len(names)) + 0.3)
-    image = ax.imshow(np.ma.masked_invalid(rho.values), cmap=DIVERGING, vmin=-1.0, vmax=1.0)
+    # cells fill the width (square cells would leave a double-width figure mostly blank
+    # beside a small matrix), their height within what a number needs and a page allows
+    cell = float(np.clip((inches - LABELS_IN) / len(names), 0.2, 0.6))
+    figure, ax = _new_figure(inches, 1.2 + cell * len(names))
+    image = ax.imshow(np.ma.masked_invalid(rho.values), cmap=DIVERGING, vmin=-1.0, vmax=1.0, aspect="auto")
     for (row, column), value in np.ndenumerate(rho.values):
         ax.text(column, row, "–" if not np.isfinite(value) else f"{value:.2f}", ha="center", va="center",
                 color="white" if np.isfinite(value) and abs(value) > 0.6 else "black", fontsize=7)

@@ -147,6 +147,8 @@ def _metadata(kind: str, attrs: Mapping | None) -> dict:
 
 
 def _targets(path: Path, error: type[Exception]) -> list[Path]:
+    # no suffix: PNG to look at and PDF to submit; SVG only when asked, as a figure of
+    # faces makes an SVG of several MB (the frames are embedded as base64 PNG)
     if not path.suffix:
         return [path.with_suffix(".png"), path.with_suffix(".pdf")]
     if path.suffix.lower() not in FORMATS:
