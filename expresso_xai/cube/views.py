@@ -3,14 +3,16 @@ top regions or frames, the agreement between explainers, a tidy table, the metho
 parameters.
 
 Plain functions of the Dataset (``cube.xai`` only forwards to them), so they can be read
-and tested alone. This module is also the one home of two conventions every reader of a
+and tested alone. This module is also the one home of three conventions every reader of a
 cube shares:
 
 * the values a cube can be shown as, :data:`VALUES` (``attribution``, ``density``,
   ``share``), their labels (:data:`VALUE_LABELS`) and the view behind each
   (:func:`value_view`): figures, the Explorer and :func:`top` take them from here;
 * whether values are signed (:func:`is_signed`), which picks a diverging or a
-  sequential colour map in a figure and in the Explorer alike.
+  sequential colour map in a figure and in the Explorer alike;
+* each pixel's region in the cube's current regions (:func:`region_labels`), which
+  figures and the Explorer outline alike.
 
 Each function accepts a selection of a cube too (``cube.sel(explainer="gradcam")``):
 dimensions that a selection made scalar are grown back.
@@ -27,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import CubeError
+from ..regions import relabel
 from .schema import CUBE_DIMS
 
 VALUES = ("attribution", "density", "share")
@@ -210,6 +213,30 @@ def is_signed(values) -> bool:
 
 
 # --- rankings -------------------------------------------------------------------------
+
+
+def region_labels(cube: xr.Dataset) -> tuple[np.ndarray, str]:
+    """``region_label`` renumbered to the cube's current regions (indices, or bits), so a
+    cube subset or reordered with ``.sel(region=...)`` still outlines the right regions
+    (:func:`expresso_xai.regions.relabel`); and the encoding.
+
+    Example:
+        >>> from expresso_xai.testing import example_cube
+        >>> cube = example_cube(n_frames=1, pixels=True)
+        >>> names = cube["region"].values.tolist()
+        >>> label = np.full((1, 8, 8), names.index("background"), np.uint8)
+        >>> label[0, :2, :2] = names.index("mouth")
+        >>> cube["region_label"] = (("time", "y", "x"), label, {"encoding": "index", "regions": ",".join(names)})
+        >>> labels, encoding = region_labels(cube.sel(region=["background", "mouth"]))
+        >>> encoding, labels[0, :3, :3].tolist()
+        ('index', [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    """
+    variable = cube["region_label"]
+    labels = variable.transpose("time", "y", "x").values
+    encoding = variable.attrs.get("encoding", "index" if labels.dtype == np.uint8 else "bits")
+    current = cube["region"].values.tolist()
+    stored = [n for n in str(variable.attrs.get("regions", "")).split(",") if n] or current
+    return relabel(labels, stored, current, encoding), encoding
 
 
 def _summed(cube: xr.Dataset, by: str, dim: str) -> xr.DataArray:

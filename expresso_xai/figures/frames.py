@@ -195,17 +195,11 @@ def colour_bar(figure, axes, scale: tuple[float, float, str], label: str, **kwar
 
 
 def frame_labels(cube: xr.Dataset) -> tuple[np.ndarray | None, str]:
-    """The cube's per-pixel regions renumbered to its current regions, and the encoding."""
-    from ..regions import relabel
+    """The cube's per-pixel regions renumbered to its current regions, and the encoding
+    (:func:`~expresso_xai.cube.views.region_labels`; ``None`` without ``region_label``)."""
+    from ..cube.views import region_labels
 
-    if "region_label" not in cube:
-        return None, "index"
-    variable = cube["region_label"]
-    labels = variable.transpose("time", "y", "x").values
-    encoding = variable.attrs.get("encoding", "index" if labels.dtype == np.uint8 else "bits")
-    current = [str(name) for name in cube["region"].values]
-    stored = [name for name in str(variable.attrs.get("regions", "")).split(",") if name] or current
-    return relabel(labels, stored, current, encoding), encoding
+    return region_labels(cube) if "region_label" in cube else (None, "index")
 
 
 def check_explainers(cube: xr.Dataset, names) -> list[str]:

@@ -32,9 +32,9 @@ import numpy as np
 import xarray as xr
 
 from ..crop import FaceCrop
-from ..cube.views import VALUE_LABELS, VALUES, is_signed, range_caution, value_view
+from ..cube.views import VALUE_LABELS, VALUES, is_signed, range_caution, region_labels, value_view
 from ..errors import CubeError, ExpressoWarning, VideoReadError
-from ..regions import REGION_COLOURS, relabel
+from ..regions import REGION_COLOURS
 from . import evaluation as evaluation_panel
 from . import windows
 
@@ -211,30 +211,6 @@ def overlay_codes(cube: xr.Dataset, signed: dict[str, bool], *, lossy: bool = Fa
         out["data"][name] = [_b64(b) for b in blobs]
         out["error"][name] = windows.code_error(codes, windows.decode_codes_webp(blobs, codes.shape), signed[name])
     return out
-
-
-def region_labels(cube: xr.Dataset) -> tuple[np.ndarray, str]:
-    """``region_label`` renumbered to the cube's current regions (indices, or bits), so a
-    cube subset or reordered with ``.sel(region=...)`` still outlines the right regions
-    (:func:`expresso_xai.regions.relabel`); and the encoding.
-
-    Example:
-        >>> from expresso_xai.testing import example_cube
-        >>> cube = example_cube(n_frames=1, pixels=True)
-        >>> names = cube["region"].values.tolist()
-        >>> label = np.full((1, 8, 8), names.index("background"), np.uint8)
-        >>> label[0, :2, :2] = names.index("mouth")
-        >>> cube["region_label"] = (("time", "y", "x"), label, {"encoding": "index", "regions": ",".join(names)})
-        >>> labels, encoding = region_labels(cube.sel(region=["background", "mouth"]))
-        >>> encoding, labels[0, :3, :3].tolist()
-        ('index', [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
-    """
-    variable = cube["region_label"]
-    labels = variable.transpose("time", "y", "x").values
-    encoding = variable.attrs.get("encoding", "index" if labels.dtype == np.uint8 else "bits")
-    current = cube["region"].values.tolist()
-    stored = [n for n in str(variable.attrs.get("regions", "")).split(",") if n] or current
-    return relabel(labels, stored, current, encoding), encoding
 
 
 def label_codes(cube: xr.Dataset) -> dict | None:
