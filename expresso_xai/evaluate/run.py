@@ -247,7 +247,9 @@ class EvaluationRun:
 
 def clip_seed(attrs, number: int) -> int:
     """The seed :func:`~expresso_xai.explain` gave clip ``number`` (re-explanations keep it)."""
-    return int(attrs.get("seed", 0)) * 1_000_003 + int(number)
+    from ..explain.plan import clip_seed as seed_of_clip
+
+    return seed_of_clip(int(attrs.get("seed", 0)), number)
 
 
 def _check_content(digest: str, attrs, source: str) -> None:

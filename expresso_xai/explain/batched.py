@@ -37,8 +37,9 @@ from contextlib import contextmanager
 
 from ..errors import MethodError, ModelError
 from .base import ClipContext, backward_pass, check_output, graph_forward, precision
-from .batching import batch_size_for
+from .batching import settle_batch_size
 from .clip import ClipInput, _failures_named, crop_clip, resolve_target, run_methods
+from .plan import clip_seed
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def _run_batch(plan, state, batch: list) -> list[ClipContext]:
     with _peak_memory(plan.device) as peak:
         contexts = forward_batch(
             plan.model, [clip for _, clip in batch], target=plan.target, device=plan.device,
-            seeds=[plan.seed * 1_000_003 + state.done + k for k in range(len(batch))], batch_size=state.batch_size,
+            seeds=[clip_seed(plan.seed, state.done + k) for k in range(len(batch))], batch_size=state.batch_size,
             gradient_layer=plan.layer, gradients=plan.shares_gradient, autocast=plan.autocast)
     if measuring:
         free = _free_bytes(plan.device)
@@ -182,8 +183,7 @@ def _run_batch(plan, state, batch: list) -> list[ClipContext]:
         plan.step_budget = fitting(peak["bytes"], free, MAX_STEPS_PER_BATCH) if free else None
         log.info("clips per batch: %d (a clip's forward+backward peaked at %.0f MB, %.0f MB free)",
                  plan.clips_measured, peak["bytes"] / 2**20, free / 2**20)
-    if state.batch_size is None and plan.needs_batch_size:
-        state.batch_size, state.batch_source = batch_size_for(plan.model, contexts[0].x)
+    settle_batch_size(plan, state, contexts[0].x)
     results = []
     for ctx in contexts:
         ctx.batch_size, ctx.step_budget = state.batch_size, plan.step_budget

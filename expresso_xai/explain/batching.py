@@ -143,3 +143,22 @@ def fastest_batch(model, x, candidates: Iterable[int] = (1, 2, 4, 8, 16), repeat
         True
     """
     return batch_size_for(model, x, candidates, repeats)[0]
+
+
+def settle_batch_size(plan, state, x) -> None:
+    """Give ``state`` its batch size on the first clip of a run that needs one (``x``, the
+    clip's input): measured or remembered by :func:`batch_size_for`, then kept, so a
+    resumed run batches exactly like the first. A given or already settled size stays.
+
+    Example:
+        >>> from expresso_xai.explain import ExplainState, plan_explain
+        >>> from expresso_xai.testing import tiny_model
+        >>> model = tiny_model(input_size=(64, 64))
+        >>> plan = plan_explain(model, ["occlusion"], {})
+        >>> state = ExplainState.empty(["occlusion"], n_frames=16, n_regions=12)
+        >>> settle_batch_size(plan, state, model.probe_input())
+        >>> state.batch_size in (1, 2, 4, 8, 16), state.batch_source in ("measured", "remembered")
+        (True, True)
+    """
+    if state.batch_size is None and plan.needs_batch_size:
+        state.batch_size, state.batch_source = batch_size_for(plan.model, x)

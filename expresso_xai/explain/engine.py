@@ -29,10 +29,10 @@ from ..errors import FaceTrackError, ModelError, NoFaceWarning, OutputRangeWarni
 from ..faces import FaceTrack, track_faces
 from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
-from .batching import batch_size_for, fastest_batch  # noqa: F401  (fastest_batch: importable from here)
+from .batching import fastest_batch, settle_batch_size  # noqa: F401  (fastest_batch: importable from here)
 from .batched import explain_in_batches
 from .clip import prepare_clip, run_methods
-from .plan import ExplainPlan, plan_explain
+from .plan import ExplainPlan, clip_seed, plan_explain
 from .state import ExplainState
 
 log = logging.getLogger(__name__)
@@ -260,11 +260,10 @@ def _prepare(plan: ExplainPlan, state: ExplainState, clip, positions, faces: Fac
     that needs one (kept in the state, so a resumed run batches the same way)."""
     ctx = prepare_clip(plan.model, clip.frames, faces[positions], crop[positions], plan.scheme, target=plan.target,
                        frame_indices=clip.indices, timestamps=clip.timestamps, device=plan.device,
-                       seed=plan.seed * 1_000_003 + state.done, batch_size=state.batch_size,
+                       seed=clip_seed(plan.seed, state.done), batch_size=state.batch_size,
                        gradient_layer=plan.layer, keep_graph=plan.shares_gradient)
-    if state.batch_size is None and plan.needs_batch_size:
-        state.batch_size, state.batch_source = batch_size_for(plan.model, ctx.x)
-        ctx.batch_size = state.batch_size
+    settle_batch_size(plan, state, ctx.x)
+    ctx.batch_size = state.batch_size
     return ctx
 
 
