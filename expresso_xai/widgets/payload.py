@@ -53,8 +53,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def deflated(array: np.ndarray, level: int = 6) -> bytes:
+    """``array``'s bytes, little-endian (what the page's typed arrays read), deflated.
+
+    Example:
+        >>> import zlib
+        >>> np.frombuffer(zlib.decompress(deflated(np.arange(3, dtype=">u2"))), "<u2").tolist()
+        [0, 1, 2]
+    """
+    return zlib.compress(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(), level)
+
+
 def _deflate(array: np.ndarray) -> str:
-    return _b64(zlib.compress(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(), 6))
+    return _b64(deflated(array))
 
 
 def _hex(colour) -> str:

@@ -10,8 +10,6 @@ base64 or JSON arrays of pixels.
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import xarray as xr
 
@@ -53,8 +51,7 @@ def windowed_parts(cube: xr.Dataset, video, size: int, messages: list) -> tuple:
 
 
 def _deflated(array: np.ndarray) -> bytes:
-    little = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"))
-    return zlib.compress(little.tobytes(), DEFLATE_LEVEL)
+    return payload.deflated(array, DEFLATE_LEVEL)
 
 
 def window_message(cube: xr.Dataset, video, index: int, size: int, *, signed: dict[str, bool],
