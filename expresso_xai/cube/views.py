@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import CubeError
+from ..errors import CubeError, VideoReadError
 from ..regions import relabel
 from .schema import CUBE_DIMS
 
@@ -237,6 +237,47 @@ def region_labels(cube: xr.Dataset) -> tuple[np.ndarray, str]:
     current = cube["region"].values.tolist()
     stored = [n for n in str(variable.attrs.get("regions", "")).split(",") if n] or current
     return relabel(labels, stored, current, encoding), encoding
+
+
+def display_crop(cube: xr.Dataset, frame_size: tuple[int, int], factor: int, positions=None):
+    """The model's crop (``crop_matrix``) of the cube's frames, or of those at
+    ``positions``, scaled up by a whole ``factor`` about pixel centres: source frames
+    cropped with it line up pixel for pixel with the pixel maps scaled by ``factor``.
+
+    Example:
+        >>> import numpy as np
+        >>> from expresso_xai.testing import example_cube
+        >>> cube = example_cube(n_frames=1, pixels=True)
+        >>> cube["crop_matrix"] = (("time", "affine_row", "affine_col"), np.array([[[0.5, 0.0, 10.0], [0.0, 0.5, 20.0]]]))
+        >>> crop = display_crop(cube, (192, 192), 4)
+        >>> crop.size == (4 * cube.sizes["y"], 4 * cube.sizes["x"]), crop.matrices[0].tolist()
+        (True, [[2.0, 0.0, 41.5], [0.0, 2.0, 81.5]])
+    """
+    from ..crop import FaceCrop
+
+    h, w = cube.sizes["y"], cube.sizes["x"]
+    matrices = cube["crop_matrix"].transpose("time", ...).values
+    matrices = (matrices if positions is None else matrices[positions]) * factor
+    matrices[:, :, 2] += 0.5 * factor - 0.5
+    return FaceCrop(matrices, (h * factor, w * factor), frame_size)
+
+
+def check_video_frame_size(cube: xr.Dataset, frames: np.ndarray, source: str) -> None:
+    """:class:`VideoReadError` when ``frames`` are not the size of the video the cube was
+    made from (its ``video_frame_size`` attr; nothing to check without it).
+
+    Example:
+        >>> import numpy as np
+        >>> from expresso_xai.testing import example_cube
+        >>> check_video_frame_size(example_cube(n_frames=1), np.zeros((1, 5, 5, 3), np.uint8), "v.mp4")
+    """
+    expected = cube.attrs.get("video_frame_size")
+    if isinstance(expected, str):  # nested attrs are stored as JSON text
+        expected = json.loads(expected) if expected.strip().startswith("[") else None
+    if expected is not None and len(expected) == 2 and tuple(int(v) for v in expected) != frames.shape[1:3]:
+        raise VideoReadError(
+            f"{source or 'the video'} is {frames.shape[2]}x{frames.shape[1]} but the cube was made from a "
+            f"{int(expected[1])}x{int(expected[0])} video: pass the video the cube was made from")
 
 
 def _summed(cube: xr.Dataset, by: str, dim: str) -> xr.DataArray:

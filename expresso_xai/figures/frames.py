@@ -9,14 +9,12 @@ face line up by construction.
 
 from __future__ import annotations
 
-import json
 import numbers
 
 import numpy as np
 import xarray as xr
 
-from ..crop import FaceCrop
-from ..cube.views import check_explainer, explainers, is_signed, regions
+from ..cube.views import check_explainer, check_video_frame_size, display_crop, explainers, is_signed, regions
 from ..errors import CubeError, VideoReadError
 from .base import DIVERGING, SEQUENTIAL, _label_colour_bar
 
@@ -93,15 +91,6 @@ def pick_frames(cube: xr.Dataset, frames, k: int, explainer: str | None) -> list
     return [int(f) for f in wanted]
 
 
-def _display_crop(cube: xr.Dataset, positions: np.ndarray, frame_size: tuple[int, int]) -> FaceCrop:
-    """The model's crop of these frames scaled up by a whole factor about pixel centres."""
-    h, w = cube.sizes["y"], cube.sizes["x"]
-    factor = max(1, int(round(DISPLAY_SIDE / max(h, w))))
-    matrices = cube["crop_matrix"].transpose("time", ...).values[positions] * factor
-    matrices[:, :, 2] += 0.5 * factor - 0.5
-    return FaceCrop(matrices, (h * factor, w * factor), frame_size)
-
-
 def face_images(cube: xr.Dataset, video, times: list[int]) -> np.ndarray:
     """``(len(times), H, W, 3)`` uint8: those frames of ``video`` cropped as the model
     saw them, at :data:`DISPLAY_SIDE`."""
@@ -114,13 +103,10 @@ def face_images(cube: xr.Dataset, video, times: list[int]) -> np.ndarray:
         raise VideoReadError(f"{video.source or 'the video'} has frames {video.start}..{video.start + len(video) - 1}"
                              f" but the figure shows frames {min(times)}..{max(times)}: pass the cube's video")
     frames = video.frames[positions]
-    expected = cube.attrs.get("video_frame_size")
-    expected = json.loads(expected) if isinstance(expected, str) and expected.startswith("[") else expected
-    if expected is not None and tuple(int(v) for v in expected) != frames.shape[1:3]:
-        raise VideoReadError(f"{video.source or 'the video'} is {frames.shape[2]}x{frames.shape[1]} but the cube was "
-                             f"made from a {int(expected[1])}x{int(expected[0])} video: pass the cube's video")
+    check_video_frame_size(cube, frames, video.source)
+    factor = max(1, int(round(DISPLAY_SIDE / max(cube.sizes["y"], cube.sizes["x"]))))
     cube_positions = np.searchsorted(cube["time"].values, times)
-    return _display_crop(cube, cube_positions, frames.shape[1:3]).apply(frames)
+    return display_crop(cube, frames.shape[1:3], factor, cube_positions).apply(frames)
 
 
 def overlay_scale(pixels: np.ndarray) -> tuple[float, float, str]:

@@ -23,7 +23,6 @@ signed (``is_signed``) and the region label encoding (:mod:`expresso_xai.regions
 from __future__ import annotations
 
 import base64
-import json
 import warnings
 import zlib
 from pathlib import Path
@@ -31,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..crop import FaceCrop
-from ..cube.views import VALUE_LABELS, VALUES, is_signed, range_caution, region_labels, value_view
+from ..cube.views import (VALUE_LABELS, VALUES, check_video_frame_size, display_crop, is_signed, range_caution,
+                          region_labels, value_view)
 from ..errors import CubeError, ExpressoWarning, VideoReadError
 from ..regions import REGION_COLOURS
 from . import evaluation as evaluation_panel
@@ -286,16 +285,6 @@ def _frames_of(video, times: np.ndarray):
     return (np.stack(kept) if len(kept) == len(times) else None), source, 0, available
 
 
-def _check_frame_size(frames: np.ndarray, cube: xr.Dataset, source: str) -> None:
-    expected = cube.attrs.get("video_frame_size")
-    if isinstance(expected, str):  # nested attrs are stored as JSON text
-        expected = json.loads(expected) if expected.strip().startswith("[") else None
-    if expected is not None and len(expected) == 2 and tuple(int(v) for v in expected) != frames.shape[1:3]:
-        raise VideoReadError(
-            f"{source or 'the video'} is {frames.shape[2]}x{frames.shape[1]} but the cube was made from a "
-            f"{int(expected[1])}x{int(expected[0])} video: pass the video the cube was made from")
-
-
 def _check_content(frames: np.ndarray, cube: xr.Dataset, source: str) -> None:
     """Refuse a video of the right size whose frames are not those the cube was made
     from (overlays would sit on the wrong pictures). Checked when the cube still has all
@@ -313,16 +302,6 @@ def _check_content(frames: np.ndarray, cube: xr.Dataset, source: str) -> None:
                              f"from those of {cube.attrs.get('video_source') or 'the cube'}): pass that video")
 
 
-def _display_crop(cube: xr.Dataset, frame_size: tuple[int, int], side: int) -> FaceCrop:
-    """The model's crop, scaled up by a whole factor about pixel centres."""
-    h, w = cube.sizes["y"], cube.sizes["x"]
-    k = display_factor((h, w), side)
-    lift = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]])
-    display = np.einsum("ij,tjk->tik", lift[:, :2], cube["crop_matrix"].values)
-    display[:, :, 2] += lift[:, 2]
-    return FaceCrop(display, (h * k, w * k), frame_size)
-
-
 def video_frames(video, cube: xr.Dataset, side: int = DISPLAY_SIZE):
     """The cube's frames of ``video`` as (T, H, W, 3) uint8 at display size, cropped like
     the model saw them when the cube has ``crop_matrix``; and whether they are cropped."""
@@ -334,10 +313,11 @@ def video_frames(video, cube: xr.Dataset, side: int = DISPLAY_SIZE):
         raise VideoReadError(
             f"{source or 'the video'} has frames {first}..{first + available - 1} but the cube "
             f"covers frames {times.min()}..{times.max()}: pass the video the cube was made from")
-    _check_frame_size(frames, cube, source)
+    check_video_frame_size(cube, frames, source)
     _check_content(frames, cube, source)
     if "crop_matrix" in cube and "pixels" in cube:
-        return _display_crop(cube, frames.shape[1:3], side).apply(frames), True
+        factor = display_factor((cube.sizes['y'], cube.sizes['x']), side)
+        return display_crop(cube, frames.shape[1:3], factor).apply(frames), True
     height, width = frames.shape[1:3]
     k = side / max(height, width)
     size = (max(1, int(round(width * k))), max(1, int(round(height * k))))
