@@ -134,7 +134,8 @@ def test_a_local_cluster_run_in_slices_equals_the_sequential_run(cohort_dir, ref
     done = ex.cohort.run(cohort_dir / "manifest.csv", "demo", methods=METHODS, store=store, workers=2,
                          progress=False, batch_size=BATCH, slice_frames=24)
     assert done.counts()["done"] == N_PARTICIPANTS
-    assert done.table.worker.nunique() == 2  # both workers took part
+    # both workers took part: the slices go wherever is free, each video's row lists its processes
+    assert len({worker for row in done.table.worker for worker in row.split(",")}) == 2
     assert done.dashboard and done.dashboard.startswith("http://")  # the LocalCluster's dashboard (bokeh)
     assert_complete_and_equal(store, reference)
 

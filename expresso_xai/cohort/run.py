@@ -44,8 +44,9 @@ class CohortRun:
         store: the store's path.
         table: a DataFrame, one row per manifest participant: ``status`` ("done" computed
             now, "present" already in the store, "failed"), ``reason`` (why it failed),
-            ``seconds`` and ``worker`` (for those computed now), ``peak_rss_mb`` (the
-            peak memory of the process that ran it).
+            ``seconds`` and ``worker`` (for those computed now; a video run in slices
+            lists every process that took part, comma-separated), ``peak_rss_mb`` (the
+            peak memory of the process that ran it, the largest for a sliced video).
         dashboard: the Dask dashboard's address, when the cluster had one.
     """
 

@@ -212,4 +212,8 @@ def merge(entry: Entry, model, settings: dict, store: str, ranges: list, *slices
     started = time.perf_counter()
     record = attempt(entry, cohort, settings, work)
     record["seconds"] = (time.perf_counter() - started) + sum(r.get("seconds", 0.0) for r in slices)
+    # the processes that took part: the slices' workers and the merge's, in order of first use
+    record["worker"] = ",".join(dict.fromkeys(r["worker"] for r in (*slices, record) if r.get("worker")))
+    record["peak_rss_mb"] = max((r["peak_rss_mb"] for r in (*slices, record) if r.get("peak_rss_mb") is not None),
+                                default=record.get("peak_rss_mb"))
     return record
