@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .cli_args import AMOUNT, COUNT, FIGURE, INDEX, SHARE, Parser, number, one_line, output, warnings_as_lines
 from .cli_cohort import add_cohort
+from .cli_explain import _explain_video, _top_lines, add_explain
 from .errors import ExpressoError
 from .files import atomic_path
 from .samples import SHIPPED
@@ -84,66 +85,6 @@ def cmd_regions(args) -> int:
     out = Path(args.out)
     result = _regions(args.video, out, args.frame, args.scheme, args.size, args.max_frames)
     _print_regions_summary(result, out)
-    return 0
-
-
-def _top_lines(cube, k: int = 3) -> list[str]:
-    """One line per explainer: its regions with the highest attribution per pixel."""
-    top = cube.xai.top(k=k, by="density", dim="region")
-    lines = []
-    for explainer in cube.xai.explainers:
-        rows = top[top.explainer == explainer]
-        ranked = ", ".join(f"{r.region} {r.value:+.3g}" for r in rows.itertuples())
-        lines.append(f"  {explainer:<22}" + (ranked or "no finite attribution (all NaN)"))
-    return lines
-
-
-def _explain_video(video_path: str, model_name: str, methods: list[str], out: Path, openface: str | None,
-                   regions: str, stride: int, keep_pixels: bool, progress: bool = True,
-                   max_frames: int | None = None):
-    from . import models
-    from .explain import explain
-    from .faces.openface import read_openface_for
-    from .video import load_video
-
-    model = models.load(model_name)
-    # Without --max-frames the file is streamed (memory does not grow with its length).
-    video = load_video(video_path, max_frames=max_frames if max_frames is not None else 1)
-    faces, action_units = read_openface_for(openface, video, max_frames, streamed=max_frames is None) \
-        if openface else (None, None)
-    if max_frames is None:
-        video = video_path
-    cube = explain(model, video, faces=faces, methods=methods, regions=regions, stride=stride,
-                   keep_pixels=keep_pixels, progress=progress)
-    if action_units is not None:
-        cube["au_intensity"] = (("time", "au"), action_units.values)
-        cube["au_presence"] = (("time", "au"), action_units.presence.values)
-        cube = cube.assign_coords(au=action_units.au.values)
-        cube.attrs["openface_csv"] = str(openface)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".zarr":
-        cube.xai.to_zarr(out)
-    else:
-        cube.xai.to_netcdf(out)
-    return cube
-
-
-def cmd_explain(args) -> int:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = Path(args.out)
-    cube = _explain_video(args.video, args.model, methods, out, args.openface, args.regions, args.stride,
-                          args.keep_pixels, max_frames=args.max_frames)
-    print(f"explained {args.video} with {cube.attrs['model_name']}: {cube.sizes['time']} frames, "
-          f"{cube.sizes['clip']} clips, methods {', '.join(methods)}")
-    print("highest attribution per pixel (summed over time):")
-    print("\n".join(_top_lines(cube)))
-    print(f"cube       {out}  (open with expresso_xai.open_cube or xarray.open_dataset)")
-    if args.figure:
-        from .figures import region_time_heatmap
-
-        figure = Path(args.figure)
-        region_time_heatmap(cube, methods[0], path=figure)
-        print(f"figure     {figure}")
     return 0
 
 
@@ -323,7 +264,7 @@ def cmd_demo(args) -> int:
     methods = ["gradcam", "integrated_gradients", "occlusion"]
     cube_path = out_dir / f"{args.sample}.nc"
     started = time.perf_counter()
-    cube = _explain_video(str(video_path), "demo", methods, cube_path, None, "partition", 8, True)
+    cube = _explain_video(str(video_path), "demo", methods, cube_path, keep_pixels=True)
     truth = load_truth(args.sample)
     print(f"explained  {len(methods)} methods over {cube.sizes['clip']} clips in {time.perf_counter() - started:.0f} s; "
           f"predicted score {float(cube.prediction.mean()):.1f} (true {truth['score']:.1f})")
@@ -359,22 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     regions.add_argument("--max-frames", type=COUNT, default=None)
     regions.set_defaults(func=cmd_regions)
 
-    explain = commands.add_parser("explain", help="explain a video and write the attribution cube")
-    explain.add_argument("video")
-    explain.add_argument("--model", default="demo",
-                         help="'demo', a zoo architecture (e.g. r3d_18) or the path of a model saved with torch.export.save (.pt2)")
-    explain.add_argument("--methods", default="gradcam,integrated_gradients,occlusion",
-                         help="comma-separated registered methods")
-    explain.add_argument("--out", default="cube.nc", type=output(".nc", ".zarr", folder=True),
-                         help="cube file (.nc or .zarr)")
-    explain.add_argument("--openface", default=None, help="OpenFace 2.0 CSV: its landmarks and action units")
-    explain.add_argument("--regions", default="partition", choices=["partition", "boxes"])
-    explain.add_argument("--stride", type=COUNT, default=8)
-    explain.add_argument("--max-frames", type=COUNT, default=None, help="explain only the first N frames")
-    explain.add_argument("--keep-pixels", action="store_true", help="store per-pixel maps for overlays")
-    explain.add_argument("--figure", default=None, type=FIGURE,
-                         help="also write the first method's region x time heatmap (attribution per pixel, as in Python)")
-    explain.set_defaults(func=cmd_explain)
+    add_explain(commands)
 
     train = commands.add_parser("train", help="fine-tune a model on a manifest (video,participant,score,split)")
     train.add_argument("manifest")

@@ -10,11 +10,7 @@
 from __future__ import annotations
 
 from .cli_args import COUNT, INDEX, output
-
-
-def _batch(text: str):
-    """``--batch-size``: a whole number of at least 1, or ``auto``."""
-    return text if text == "auto" else COUNT(text)
+from .cli_explain import add_device_options, auto_or_count
 
 
 def _quiet_dask(args) -> None:
@@ -38,7 +34,8 @@ def cmd_cohort_run(args) -> int:
     done = run(args.manifest, args.model, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                store=args.store, client=client, workers=args.workers, resume=not args.restart,
                progress=not args.quiet, torch_threads=args.torch_threads, regions=args.regions,
-               stride=args.stride, batch_size=args.batch_size, seed=args.seed, slice_frames=args.slice_frames)
+               stride=args.stride, batch_size=args.batch_size, seed=args.seed, slice_frames=args.slice_frames,
+               device=args.device, clips_per_batch=args.clips_per_batch, autocast=args.autocast)
     print(repr(done))
     print(f"open it with expresso_xai.cohort.open({str(done.store)!r}); "
           f"report: expresso-xai cohort report {done.store} --out report/")
@@ -74,12 +71,13 @@ def add_cohort(commands) -> None:
     run.add_argument("--restart", action="store_true", help="start the store again instead of resuming it")
     run.add_argument("--regions", default="partition", choices=["partition", "boxes"])
     run.add_argument("--stride", type=COUNT, default=8)
-    run.add_argument("--batch-size", type=_batch, default="auto",
+    run.add_argument("--batch-size", type=auto_or_count, default="auto",
                      help="samples per forward, or 'auto' (timed once, recorded in the store)")
     run.add_argument("--seed", type=INDEX, default=0)
     run.add_argument("--slice-frames", type=COUNT, default=None,
                      help="explain a video longer than this many frames in slices of about as many, one task each")
     run.add_argument("--torch-threads", type=COUNT, default=1, help="torch threads per task")
+    add_device_options(run)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_cohort_run)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import expresso_xai as ex
 from expresso_xai.cli import main
@@ -329,3 +330,24 @@ def test_evaluate_is_a_listed_command(capsys):
     usage = capsys.readouterr().out
     for option in ("--video", "--metrics", "--truth", "--fill", "--n-random", "--max-clips", "--figure"):
         assert option in usage
+
+
+def test_explain_takes_the_gpu_path_options_and_batched_clips_equal_single_ones(tmp_path, capsys):
+    video = ex.samples.sample_path("participant_low")
+    openface = ex.samples.sample_path("participant_low", "openface")
+    cubes = {}
+    for n in ("1", "3"):
+        out = tmp_path / f"cube{n}.nc"
+        assert main(["explain", str(video), "--model", "demo", "--methods", "saliency,integrated_gradients",
+                     "--openface", str(openface), "--max-frames", "40", "--out", str(out),
+                     "--clips-per-batch", n, "--batch-size", "8", "--device", "cpu"]) == 0
+        cubes[n] = ex.open_cube(out)
+    capsys.readouterr()
+    assert cubes["3"].attrs["clips_per_batch"] == 3 and cubes["1"].attrs["clips_per_batch"] == 1
+    assert cubes["3"].attrs["batch_size_source"] == "given"
+    np.testing.assert_allclose(cubes["3"].attribution.values, cubes["1"].attribution.values, rtol=1e-5, atol=1e-9)
+    if not torch.cuda.is_available():
+        assert main(["explain", str(video), "--device", "cuda", "--out", str(tmp_path / "gpu.nc")]) == 2
+        assert "cuda" in capsys.readouterr().err.lower()
+    assert main(["explain", str(video), "--autocast", "fp16"]) == 2  # a usage mistake, named by argparse
+    assert "--autocast" in capsys.readouterr().err

@@ -174,6 +174,8 @@ def test_resuming_with_other_settings_is_refused_naming_each_difference(referenc
         run(cohort_dir / "manifest.csv", copy, methods=["gradcam"])
     with pytest.raises(CohortError, match="stride"):
         run(cohort_dir / "manifest.csv", copy, stride=4)
+    with pytest.raises(CohortError, match="clips_per_batch"):  # batched clips differ in the last bits
+        run(cohort_dir / "manifest.csv", copy, clips_per_batch=3)
     restarted = run(cohort_dir / "manifest.csv", copy, methods=["gradcam"], resume=False)
     assert restarted.counts()["done"] == 3
     assert list(ex.cohort.open(copy).explainer.values) == ["gradcam"]
@@ -302,6 +304,12 @@ def test_the_cli_resumes_refuses_other_settings_in_one_line_and_exits_1_on_failu
     assert error.startswith("expresso-xai: error:") and "\n" not in error and "methods" in error
     assert main(argv[:-2] + ["--workers", "0"]) == 2
     assert "--workers" in capsys.readouterr().err
+    batched = tmp_path / "batched.zarr"  # the GPU path's options reach every task
+    assert main(argv[:5] + ["--store", str(batched), "--sequential", "--quiet", "--clips-per-batch", "3"]) == 0
+    capsys.readouterr()
+    assert CohortStore(batched).settings["clips_per_batch"] == 3
+    np.testing.assert_allclose(ex.cohort.open(batched).attribution.values, ex.cohort.open(store).attribution.values,
+                               rtol=1e-5, atol=1e-9)
     broken = copy_manifest(cohort_dir, tmp_path, extra_rows=[{"participant": "gone", "video": "none.mp4", "score": "1"}])
     assert main(["cohort", "run", str(broken), "--methods", "gradcam,saliency", "--store", str(copy),
                  "--sequential", "--quiet"]) == 1

@@ -161,7 +161,7 @@ def run_settings(model, methods, engine: dict, method_options: dict, torch_threa
         # the defaults resumes under the same values spelled out (the CLI passes them all)
         "target": plan.target, "regions": plan.scheme.name, "clip_length": plan.clip_length, "stride": plan.stride,
         "keep_pixels": plan.keep_pixels, "device": str(plan.device), "batch_size": engine["batch_size"],
-        "seed": plan.seed,
+        "seed": plan.seed, "clips_per_batch": plan.clips_per_batch, "autocast": plan.autocast or False,
         "torch_threads": torch_threads,
         "slice_frames": slice_frames,
         "versions": {"expresso_xai": __version__, "torch": torch.__version__},
@@ -357,8 +357,10 @@ def run(manifest: str | Path, model, methods: Iterable[str] = ("gradcam", "integ
             per worker process uses the cores best).
         **explain_options: ``target``, ``regions``, ``clip_length``, ``stride``,
             ``keep_pixels``, ``device``, ``batch_size`` (``"auto"``: timed once here and
-            recorded, so every participant batches the same way), ``seed``, and
-            per-method option dicts such as ``occlusion={"window": 8}``.
+            recorded, so every participant batches the same way), ``seed``,
+            ``clips_per_batch`` and ``autocast`` (the GPU path, as for
+            :func:`expresso_xai.explain`), and per-method option dicts such as
+            ``occlusion={"window": 8}``.
 
     Returns:
         A :class:`CohortRun`: one row per participant, with why any failed. A missing or

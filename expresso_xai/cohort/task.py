@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 #: ``explain`` arguments a cohort run passes on, as its settings record them (the rest of
 #: a run's ``**explain_options`` are per-method option dicts).
-ENGINE_OPTIONS = ("target", "regions", "clip_length", "stride", "keep_pixels", "device", "batch_size", "seed")
+ENGINE_OPTIONS = ("target", "regions", "clip_length", "stride", "keep_pixels", "device", "batch_size", "seed",
+                  "clips_per_batch", "autocast")
 
 _MODELS: dict = {}  # a worker process loads a model given by name once
 

@@ -160,6 +160,19 @@ def autocast_for(value) -> str | None:
     raise MethodError(f"autocast must be False or one of {list(AUTOCAST)}, got {value!r}")
 
 
+def _check_available(device) -> None:
+    """A CUDA (or MPS) device this machine has, or a :class:`ModelError` that says so
+    (torch would fail deep inside ``module.to``)."""
+    import torch
+
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise ModelError(f"device {str(device)!r} is not available: torch {torch.__version__} sees {found} CUDA "
+                         f"device(s) here; use device='cpu'")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("device 'mps' is not available here; use device='cpu'")
+
+
 def plan_explain(model, methods, method_options: dict, *, target=None, regions="partition", clip_length=None,
                  stride=8, keep_pixels=False, device="cpu", batch_size="auto", seed=0, clips_per_batch="auto",
                  autocast=False) -> ExplainPlan:
@@ -191,6 +204,7 @@ def plan_explain(model, methods, method_options: dict, *, target=None, regions="
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ModelError(f"device {device!r} is not a torch device ({exc}); use 'cpu' or 'cuda'") from None
+    _check_available(device)
     if model.module.training:
         # Dropout and batch statistics would make every run differ while the cube records
         # the same model_hash: explanations are of the model in eval mode.
