@@ -22,19 +22,19 @@
  * @typedef {object} Payload
  * @property {number} version                 1
  * @property {string} title
- * @property {number[]} times                 a frame index of the video per column (cube.time)
- * @property {(number|null)[]} seconds        per column
+ * @property {number[]|Run} times            a frame index of the video per column (cube.time)
+ * @property {(number|null)[]|Run} seconds    per column
  * @property {number} fps                     playback rate (real time, also for strided cubes)
  * @property {string[]} explainers
  * @property {string[]} regions
  * @property {Object<string, string>} colours region -> "#rrggbb"
- * @property {boolean[]} face_found           per column
- * @property {number|(number|null)[]|null} prediction
+ * @property {boolean[]|Flags} face_found     per column
+ * @property {number|(number|null)[]|null} prediction  per column, or per heat column (bin mean) with `window`
  * @property {[string, string][]} values      value name -> label, in menu order (cube.views.VALUE_LABELS)
  * @property {Object<string, boolean>} signed explainer -> its values go below zero (cube.views.is_signed)
  * @property {Object<string, Object<string, (number|null)[][]>>} heat  explainer -> value -> rows (region, column);
  *   a column per frame, or per `window.step` frames keeping the bin's peak (largest |value|)
- * @property {number[]|null} heat_times       the first frame of each heat column when binned, else null
+ * @property {number[]|Run|null} heat_times   the first frame of each heat column when binned, else null
  * @property {Window|null} window             null when everything is in this payload
  * @property {Agreement|null} agreement       null with one explainer (per_frame binned like heat)
  * @property {Overlay|null} overlay           null without pixel maps
@@ -56,6 +56,17 @@
  *   "webp": base64 lossy WebP images, each up to 64 frames stacked vertically, codes in each pixel's red
  * @property {Object<string, {max: number, mean: number}>|null} error  explainer -> |code error| in units of scale
  * @property {number} transparent             codes within this of zero are drawn transparent (lossy noise)
+ *
+ * A long cube's (`window`) per-column parts are compacted (stream.compact_columns) and
+ * expanded by `expandColumns`:
+ * @typedef {object} Run                      column k is start + k·step (regular times or seconds)
+ * @property {number} start
+ * @property {number} step
+ * @property {number} count
+ *
+ * @typedef {object} Flags                    booleans as run lengths, alternating from `first`
+ * @property {boolean} first
+ * @property {number[]} runs
  *
  * @typedef {object} Window
  * @property {number} size                    frames per window (the last may be shorter)
@@ -84,6 +95,8 @@
  * @property {number|null} labels             buffer of the deflated labels
  * @property {number} heat                    buffer of float32 LE values (explainer, value, region, column)
  * @property {{buffer: number, lengths: number[]}|null} frames  JPEGs end to end in one buffer
+ * @property {boolean} partial               only the columns near the one asked for (stream.head_bounds);
+ *   the whole window follows
  *
  * @typedef {object} Agreement
  * @property {(number|null)[][]} matrix       Spearman over region × time, explainer × explainer
@@ -340,9 +353,31 @@ export function standaloneModel(state) {
 
 // --- per model: decoded once, shared by the model's views ----------------------------
 
+/** A column run `{start, step, count}` (stream.regular_run) as the array it stands for. */
+function expandRun(run) {
+  if (Array.isArray(run)) return run;
+  return Array.from({ length: run.count }, (_, k) => run.start + k * run.step);
+}
+
+/** Run lengths `{first, runs}` (stream.run_lengths) as one boolean per column. */
+function expandFlags(flags) {
+  if (Array.isArray(flags)) return flags;
+  const out = [];
+  flags.runs.forEach((n, k) => {
+    for (let j = 0; j < n; j++) out.push(k % 2 === 0 ? flags.first : !flags.first);
+  });
+  return out;
+}
+
+/** The payload with its compacted per-column parts (a long cube's) as plain arrays. */
+function expandColumns(raw) {
+  return { ...raw, times: expandRun(raw.times), seconds: expandRun(raw.seconds), face_found: expandFlags(raw.face_found),
+    heat_times: raw.heat_times && expandRun(raw.heat_times) };
+}
+
 function createShared(model) {
   /** @type {Payload} */
-  const data = model.get("_data");
+  const data = expandColumns(model.get("_data"));
   const shared = {
     data,
     position: new Map(data.times.map((t, i) => [t, i])),
@@ -354,12 +389,18 @@ function createShared(model) {
     plotly: null,
     windows: data.window ? createWindows(model, data) : null,
   };
-  shared.ready = Promise.all([decodeAll(data), loadPlotly(model)]).then(([decoded, plotly]) => {
+  // A long cube: plotly.js (seconds of parsing in a fresh page) waits until the first
+  // window is painted, so the frame shows first and the plots follow.
+  const plotly = shared.windows ? shared.windows.first.then(afterPaint).then(() => loadPlotly(model)) : loadPlotly(model);
+  shared.ready = Promise.all([decodeAll(data), plotly]).then(([decoded, plotly]) => {
     shared.win = decoded;
     shared.plotly = plotly;
   });
   return shared;
 }
+
+/** Resolves once the browser has painted what was drawn before it was called. */
+const afterPaint = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 
 const WINDOWS_KEPT = 3;
 const OUTLINES_KEPT = 2000; // the shown window, the one ahead and the one before
@@ -373,27 +414,36 @@ function createWindows(model, data) {
   const asked = new Set();
   const listeners = new Set();
   let wanted = -1;
-  const ask = (k) => {
-    if (k < 0 || k >= count || held.has(k) || asked.has(k)) return;
+  let landed = null;
+  const first = new Promise((resolve) => { landed = resolve; });
+  // `column`: the frame the user waits for; the kernel then sends that part of the
+  // window first (a WindowMessage with `partial`) when the window is not made yet.
+  const ask = (k, column) => {
+    if (k < 0 || k >= count || (held.has(k) && !held.get(k).partial) || asked.has(k)) return;
     asked.add(k);
-    model.send({ type: "window", index: k });
+    model.send(column == null ? { type: "window", index: k } : { type: "window", index: k, column });
   };
   const onMessage = (message, buffers) => {
     if (!message || message.type !== "window") return;
     decodeWindow(data, message, buffers || []).then((win) => {
-      asked.delete(win.index);
+      win.partial = !!message.partial;
+      const whole = held.get(win.index);
+      if (win.partial && whole && !whole.partial) return; // the whole window came first
+      if (!win.partial) asked.delete(win.index);
       held.set(win.index, win);
       for (const k of [...held.keys()]) if (held.size > WINDOWS_KEPT && Math.abs(k - wanted) > 1) held.delete(k);
       listeners.forEach((f) => f());
+      landed();
     });
   };
   model.on("msg:custom", onMessage);
   return {
     listeners,
+    first,
     windowOf: (i) => Math.floor(i / size),
     show(shared, i, playing) {
       wanted = Math.floor(i / size);
-      ask(wanted);
+      ask(wanted, i);
       if (playing) ask(wanted + 1);
       shared.win = held.get(wanted) || null;
       return shared.win;
@@ -1202,6 +1252,7 @@ function render({ model, el }, shared = createShared(model)) {
     const done = widget.update(key);
     root.dataset.frame = String(view.data.times[view.index()]);
     if (windows) root.dataset.window = shared.win ? String(shared.win.index) : "";
+    if (windows) root.dataset.partial = shared.win && shared.win.partial ? "1" : "0";
     root.dataset.lastDrawMs = (performance.now() - started).toFixed(2);
     return done;
   };

@@ -36,9 +36,10 @@ def _frontend_file(name: str) -> Path:
 @lru_cache(maxsize=1)
 def plotly_js() -> str:
     """plotly.js as shipped inside the plotly Python package (no CDN, no network)."""
-    import plotly
+    from importlib.util import find_spec
 
-    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    # found, not imported: the Python package itself is not needed to open an Explorer
+    path = Path(find_spec("plotly").origin).parent / "package_data" / "plotly.min.js"
     return path.read_text(encoding="utf-8")
 
 
@@ -53,7 +54,8 @@ class Explorer(anywidget.AnyWidget):
     as JPEG, pixel maps as deflated uint8), so moving between frames never waits for the
     kernel. A longer one is streamed: the browser holds one window of ``window`` seconds
     of frames and pixel maps, asks the kernel for another (in binary buffers) when the
-    user moves outside it, and fetches the next one ahead while playing; the heatmap and
+    user moves outside it (the frame asked for first when the window is not made yet),
+    and fetches the next one ahead while playing; the heatmap and
     time series show the whole video, downsampled to the screen keeping each column's
     peak. ``sent_windows`` lists the windows the kernel sent. Overlays need the cube's pixel maps (``ex.explain(..., keep_pixels=True)``);
     without them the Explorer says so and shows the heatmap and time series alone.
@@ -126,12 +128,17 @@ class Explorer(anywidget.AnyWidget):
             self._window = None
         self._heat = payload.heat_array(cube)
         self._sent_windows: list[int] = []
+        self._first_head = None  # (column, future) of the first frames, made ahead
         data = payload.build(cube, video, evaluation, window=self._window)
         kwargs.setdefault("frame", int(self._times[0]))
         super().__init__(_data=data, _plotly=plotly_js(), method=method or explainers[0], **kwargs)
         if self._window is not None:
             self._windows = stream.WindowCache(self.window_message)
-            self._windows.prepare(0)  # made while the page loads
+            # made while the page loads: the first frames, then their whole window
+            start = self._position[int(self.frame)]
+            self._first_head = (start, self._windows.submit(
+                lambda: self._head_message(windows.window_of(start, self._window), start)))
+            self._windows.prepare(windows.window_of(start, self._window))
             self.on_msg(self._on_window_request)
 
     def _on_window_request(self, _widget, content, _buffers) -> None:
@@ -140,15 +147,32 @@ class Explorer(anywidget.AnyWidget):
         index = int(content.get("index", -1))
         if not 0 <= index < self._data["window"]["count"]:
             return  # a page of an older cube, or a bad request: nothing to send
+        column = content.get("column")
+        if isinstance(column, int) and not self._windows.ready(index):
+            # the frame asked for first, the rest of its window while it is drawn
+            first, self._first_head = self._first_head, None
+            if first is not None and first[0] == column:
+                self.send(*first[1].result())
+            else:
+                self.send(*self._head_message(index, column))
         header, buffers = self._windows.get(index)
         self._sent_windows.append(index)
         self.send(header, buffers=buffers)
         if index + 1 < self._data["window"]["count"]:  # the window ahead, made while this one is watched
             self._windows.prepare(index + 1)
 
+    def _head_message(self, index: int, column: int) -> tuple[dict, list[bytes]]:
+        columns = stream.head_bounds(len(self._times), self._window, index, column)
+        return self._window_message(index, columns)
+
+    def _window_message(self, index: int, columns: tuple[int, int] | None = None) -> tuple[dict, list[bytes]]:
+        return stream.window_message(self._cube, self._video, int(index), self._window, signed=self._data["signed"],
+                                     scales=self._data["overlay"]["scale"] if self._data["overlay"] else {},
+                                     heat=self._heat, with_frames=self._data["frames"] is not None, columns=columns)
+
     def window_message(self, index: int) -> tuple[dict, list[bytes]]:
         """What the kernel sends for window ``index`` of a streamed cube: a JSON header
-        and binary buffers (:func:`expresso_xai.widgets.stream.window_message`).
+        and binary buffers (``expresso_xai.widgets.stream.window_message``).
 
         Example:
             >>> import expresso_xai as ex
@@ -159,9 +183,7 @@ class Explorer(anywidget.AnyWidget):
         """
         if self._window is None:
             raise CubeError("this Explorer is not streamed: everything was sent at once")
-        return stream.window_message(self._cube, self._video, int(index), self._window, signed=self._data["signed"],
-                                     scales=self._data["overlay"]["scale"] if self._data["overlay"] else {},
-                                     heat=self._heat, with_frames=self._data["frames"] is not None)
+        return self._window_message(index)
 
     # --- validation: the browser and Python get the same errors ---------------------
 
@@ -258,8 +280,8 @@ class Explorer(anywidget.AnyWidget):
 
     @property
     def cautions(self) -> list[str]:
-        """What the numbers must be read with, shown above the player: e.g. a prediction
-        outside the model's declared output range (:func:`~expresso_xai.cube.views.range_caution`).
+        """What the numbers must be read with, shown above the player, e.g. a prediction
+        outside the model's declared output range (``expresso_xai.cube.views.range_caution``).
 
         Example:
             >>> import expresso_xai as ex

@@ -23,8 +23,10 @@ signed (``is_signed``) and the region label encoding (:mod:`expresso_xai.regions
 from __future__ import annotations
 
 import base64
+import json
 import warnings
 import zlib
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ from . import evaluation as evaluation_panel
 from . import windows
 
 DISPLAY_SIZE = 256  # the player's side in pixels (model input scaled by a whole factor)
+LUT_MAPS = {"diverging": "RdBu_r", "sequential": "inferno"}  # the matplotlib maps in frontend/luts.json
 LARGE_PAYLOAD_MB = 250  # beyond this, a browser tab struggles: warn and suggest a stretch
 
 NO_PIXELS = ("This cube has no pixel maps, so there is no overlay: explain with "
@@ -71,10 +74,19 @@ def _hex(colour) -> str:
     return "#%02x%02x%02x" % tuple(int(c) for c in colour)
 
 
-def _lut(name: str) -> list[list[int]]:
-    from matplotlib import colormaps
+@lru_cache(maxsize=1)
+def colour_luts() -> dict[str, list[list[int]]]:
+    """The overlay's colour maps, 256 ``[r, g, b]`` each: ``diverging`` (matplotlib's
+    RdBu_r) and ``sequential`` (inferno), read from ``frontend/luts.json``, written once
+    from matplotlib (importing it costs a quarter of a second on the first open).
 
-    return (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(int).tolist()
+    Example:
+        >>> luts = colour_luts()
+        >>> sorted(luts), luts["sequential"][0], luts["diverging"][-1]
+        (['diverging', 'sequential'], [0, 0, 4], [103, 0, 31])
+    """
+    stored = json.loads((Path(__file__).resolve().parent / "frontend" / "luts.json").read_text(encoding="utf-8"))
+    return {kind: stored[kind] for kind in LUT_MAPS}
 
 
 def _finite(values: np.ndarray, digits: int | None = None) -> list:
@@ -398,8 +410,9 @@ def build(cube: xr.Dataset, video=None, evaluation=None, *, window: int | None =
     ``lossy`` encodes pixel maps and frames as WebP (:func:`overlay_codes`). With ``window``
     (frames per window, fewer than the cube's), the payload holds no pixel maps, labels
     or frames (the kernel sends them a window at a time, :mod:`.stream`) and the heatmap
-    rows are downsampled to about :data:`windows.HEAT_COLUMNS` columns keeping peaks, so
-    it does not grow with the video beyond the per-frame times.
+    rows are downsampled to about :data:`windows.HEAT_COLUMNS` columns keeping peaks,
+    and the per-frame times, seconds, face flags and predictions are compacted
+    (:func:`.stream.compact_columns`), so it does not grow with the video.
 
     Example:
         >>> from expresso_xai.testing import example_cube
@@ -418,7 +431,6 @@ def build(cube: xr.Dataset, video=None, evaluation=None, *, window: int | None =
 
         overlay, labels, frames, window_part = windowed_parts(cube, video, window, messages)
         step = window_part["step"]
-        seconds = np.round(np.asarray(seconds, np.float64), 4)  # ~8 characters a frame, not 18
     else:
         overlay = overlay_codes(cube, signed, lossy=lossy)
         if overlay is None:
@@ -432,7 +444,7 @@ def build(cube: xr.Dataset, video=None, evaluation=None, *, window: int | None =
     shared = agreement(cube)
     if shared is not None and step > 1:
         shared["per_frame"] = _finite(windows.downsample_peaks(np.array(shared["per_frame"], np.float64), step))
-    return {
+    data = {
         "version": 1,
         "title": f"{cube.attrs.get('model_name') or 'model'} on {source}",
         "times": cube["time"].values.astype(np.int64).tolist(),
@@ -453,8 +465,13 @@ def build(cube: xr.Dataset, video=None, evaluation=None, *, window: int | None =
         "labels": labels,
         "frames": frames,
         "display": _display(overlay, frames),
-        "luts": {"diverging": _lut("RdBu_r"), "sequential": _lut("inferno")},
+        "luts": colour_luts(),
         "messages": messages,
         "cautions": [f"Caution: {caution}" for caution in [range_caution(cube)] if caution],
         "evaluation": evaluated,
     }
+    if windowed:  # per-frame parts in a size that does not grow with the video
+        from .stream import compact_columns
+
+        data.update(compact_columns(cube, seconds, step))
+    return data
