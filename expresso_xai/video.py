@@ -401,7 +401,7 @@ class _Decoder:
 
 
 def stream_video(
-    path: PathLike, chunk_size: int = 256, max_frames: int | None = None
+    path: PathLike, chunk_size: int = 256, max_frames: int | None = None, first: int = 0
 ) -> Iterator[Video]:
     """Decode a video file chunk by chunk.
 
@@ -410,19 +410,25 @@ def stream_video(
     memory. Raises :class:`~expresso_xai.errors.VideoReadError` for a missing, empty or
     undecodable file, and warns with
     :class:`~expresso_xai.errors.TruncatedVideoWarning` when fewer frames decode than
-    the header announces.
+    the header announces. ``first`` starts at that frame of the file: the frames before
+    it are grabbed without being converted or kept (frame by frame, so the numbering is
+    exact whatever the container's index says), and ``max_frames`` still counts from the
+    file's first frame.
 
     Example:
         >>> import expresso_xai as ex
         >>> path = ex.samples.sample_path("participant_low")
         >>> [len(chunk) for chunk in ex.stream_video(path, chunk_size=100, max_frames=250)]
         [100, 100, 50]
+        >>> [(chunk.start, len(chunk)) for chunk in ex.stream_video(path, chunk_size=100, max_frames=250, first=120)]
+        [(120, 100), (220, 30)]
     """
-    for value, what in ((chunk_size, "chunk_size"), (1 if max_frames is None else max_frames, "max_frames")):
+    for value, what in ((chunk_size, "chunk_size"), (1 if max_frames is None else max_frames, "max_frames"),
+                        (first + 1 if isinstance(first, numbers.Integral) else first, "first + 1")):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise VideoLayoutError(f"{what} must be a whole number of at least 1, got {value!r}")
     decoder = _Decoder(path)
-    start = 0
+    start = decoder.skip(int(first)) if first else 0
     exhausted = False
     try:
         while max_frames is None or start < max_frames:

@@ -147,6 +147,11 @@ def test_frames_an_edit_list_hides_are_not_reported_as_truncation(tmp_path, stor
     assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == N_STORED  # what fooled the old check
     streamed = list(ex.stream_video(path, chunk_size=40))
     assert sum(len(chunk) for chunk in streamed) == len(shown)
+    # starting mid-file (the Explorer's windows) counts the frames the edit list shows
+    later = list(ex.stream_video(path, chunk_size=40, first=30))
+    assert later[0].start == 30
+    np.testing.assert_array_equal(np.concatenate([chunk.frames for chunk in later]), video.frames[30:])
+    np.testing.assert_array_equal(np.concatenate([chunk.timestamps for chunk in later]), video.timestamps[30:])
 
 
 def test_a_composition_delay_with_its_edit_list_shows_every_frame(tmp_path, stored):

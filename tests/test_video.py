@@ -363,6 +363,16 @@ def test_stream_max_frames_stops_early_without_a_truncation_warning(sample_video
     )
 
 
+def test_a_stream_from_a_later_frame_gives_the_same_frames_numbered_from_there(sample_video, sample_path):
+    chunks = list(ex.stream_video(sample_path, chunk_size=64, max_frames=200, first=70))
+    assert [(c.start, len(c)) for c in chunks] == [(70, 64), (134, 64), (198, 2)]
+    np.testing.assert_array_equal(np.concatenate([c.frames for c in chunks]), sample_video.frames[70:200])
+    np.testing.assert_array_equal(np.concatenate([c.timestamps for c in chunks]), sample_video.timestamps[70:200])
+    assert list(ex.stream_video(sample_path, first=5000)) == []  # past the end: nothing, no error
+    with pytest.raises(ValueError):
+        next(ex.stream_video(sample_path, first=-1))
+
+
 def test_stream_max_frames_beyond_the_end_reads_everything(sample_path):
     chunks = list(ex.stream_video(sample_path, chunk_size=100, max_frames=1000))
     assert [len(c) for c in chunks] == [100, 100, 50]

@@ -290,10 +290,14 @@ def _frames_of(video, times: np.ndarray):
         return frames, source, first, available
     source, available, kept = str(video), 0, []
     wanted = set(times.tolist())
-    for chunk in stream_video(Path(video), chunk_size=128, max_frames=int(times.max()) + 1):
+    # the frames before the window are grabbed, not converted (a jump near the end of a
+    # long interview decoded and kept every frame before it)
+    for chunk in stream_video(Path(video), chunk_size=128, max_frames=int(times.max()) + 1, first=int(times.min())):
         indices = chunk.start + np.arange(len(chunk))
         kept += [chunk.frames[i] for i, index in enumerate(indices) if int(index) in wanted]
         available = int(indices[-1]) + 1
+    if not available and times.min() > 0:  # the file ends before the window: say where (counted only here)
+        available = sum(len(chunk) for chunk in stream_video(Path(video), chunk_size=128))
     return (np.stack(kept) if len(kept) == len(times) else None), source, 0, available
 
 
