@@ -83,7 +83,7 @@ def relabel(labels: np.ndarray, stored_names: Sequence[str], current_names: Sequ
             encoding: str) -> np.ndarray:
     """``labels`` that refer to ``stored_names``, renumbered to refer to
     ``current_names`` (e.g. after ``cube.sel(region=[...])`` subset or reordered the
-    regions). Pixels of a region no longer among the names get :data:`NO_REGION` (255)
+    regions). Pixels of a region no longer among the names get ``NO_REGION`` (255)
     as an index, or lose its bit.
 
     Example:
@@ -337,7 +337,7 @@ class RegionMap:
 
     @property
     def encoding(self) -> str:
-        """How :attr:`labels` are stored (:func:`label_encoding`)."""
+        """How ``labels`` are stored (:func:`label_encoding`)."""
         return label_encoding(self.exclusive)
 
     def _index(self, name: str) -> int:

@@ -1,14 +1,22 @@
-"""Every notebook in notebooks/ runs top to bottom, and is stored clean."""
+"""Every notebook in notebooks/ runs top to bottom, and is stored clean.
+
+Each executed copy is kept in ``test-artifacts/notebooks/`` (with the hash of the stored
+notebook it ran): the documentation build renders those outputs instead of running the
+notebooks a second time (see ``docs/site/conf.py``).
+"""
 
 from __future__ import annotations
 
-import shutil
+import hashlib
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+EXECUTED = ROOT / "test-artifacts" / "notebooks"
 
 
 def test_there_are_notebooks():
@@ -33,8 +41,9 @@ def test_notebook_is_stored_without_outputs_and_with_a_kernel(path):
 def test_notebook_runs_top_to_bottom(path, tmp_path):
     from nbclient import NotebookClient
 
+    source = path.read_bytes()  # hashed as run, not as found after the run
     work = tmp_path / path.name
-    shutil.copy(path, work)
+    work.write_bytes(source)
     notebook = nbformat.read(work, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on the first error
@@ -47,3 +56,17 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
         widget = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
                   and "Explorer" in o["data"].get("text/plain", "")]
         assert widget, "the Explorer was not displayed"
+    _keep_executed_copy(path.name, source, notebook)
+
+
+def _keep_executed_copy(name: str, source: bytes, notebook) -> None:
+    """Write the executed notebook for the docs, stamped with the stored file's hash.
+
+    The docs build uses the copy only while the hash matches (an edited notebook is run
+    again there). The write is atomic: a build reading it meanwhile sees the old or the new.
+    """
+    notebook.metadata["expresso_xai"] = {"source_sha256": hashlib.sha256(source).hexdigest()}
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    partial = EXECUTED / f".{name}.{os.getpid()}.partial"
+    nbformat.write(notebook, partial)
+    partial.replace(EXECUTED / name)

@@ -6,7 +6,7 @@ severity band and error group with confidence intervals, the link to action unit
   video on a ``LocalCluster`` or any ``dask.distributed`` scheduler; resumable.
 - :func:`open`: the finished participants as an ``xarray.Dataset`` on a common
   relative-time axis; :func:`participant_cube` gives one participant's cube.
-- :func:`audit` (:mod:`.analysis`, :mod:`.au`): the statistics; :func:`report` writes them
+- :func:`audit` (``analysis``, ``au``): the statistics; :func:`report` writes them
   (``expresso-xai cohort report``).
 
 Modules: ``manifest`` (reading and checking the CSV), ``store`` (the layout and atomic

@@ -51,7 +51,7 @@ class Audit:
             ``pearson_r`` (``None`` when undefined), ``bands`` ``{band: {n, mae, rmse}}``
             for the bands present, ``groups`` ``{correct, over, under: count}``.
         shares: one row per explainer × grouping (``"band"``, ``"error"``) × group × region:
-            ``n`` participants, ``mean`` of their region shares (:func:`participant_shares`)
+            ``n`` participants, ``mean`` of their region shares (``participant_shares``)
             and ``ci_low``/``ci_high``, its participant-level percentile bootstrap CI (NaN
             for a group of one).
         omnibus: one row per explainer × grouping × region: Kruskal-Wallis H (``statistic``)
@@ -68,10 +68,10 @@ class Audit:
         au: one row per explainer × band (``"all"``: everyone) × AU × region: ``rho`` the
             participants' mean Spearman correlation of the AU with the region's per-frame
             attribution, ``n`` participants with a defined one, ``ci_low``/``ci_high`` its
-            bootstrap CI over participants (:func:`.au.au_by_band`); empty when ``au=False``.
+            bootstrap CI over participants (``au.au_by_band``); empty when ``au=False``.
         events: the event-triggered average of the per-frame region share around AU onsets,
             ``DataArray(explainer, au, lag, region)`` with ``n_onsets(au)``, ``n_participants(au)``
-            (:func:`.au.event_triggered`); ``None`` when ``au=False``.
+            (``au.event_triggered``); ``None`` when ``au=False``.
         settings: the arguments of the audit, bands resolved to ``{name: [low, high]}``.
     """
 

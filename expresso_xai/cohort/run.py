@@ -351,7 +351,7 @@ def run(manifest: str | Path, model, methods: Iterable[str] = ("gradcam", "integ
         resume: keep the participants already in the store and compute only the others
             (the store's settings must equal this run's); ``False`` starts the store again.
         slice_frames: explain a video longer than this many frames in slices of about as
-            many, one task each (see :mod:`expresso_xai.cohort.slices`), so that the
+            many, one task each (see ``expresso_xai.cohort.slices``), so that the
             workers share a long interview; ``None`` (default): one task per video.
         torch_threads: torch threads per task (the last bits of a cube depend on it; one
             per worker process uses the cores best).

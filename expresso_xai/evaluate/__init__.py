@@ -4,21 +4,21 @@ metrics on video, over the units our users think in: facial region × time windo
 ``ex.evaluate(model, video, cube)`` prepares the cube's clips again with the engine's clip
 step and runs each metric group on them; the result is an ``xarray.Dataset`` with one
 ``score(explainer, metric)`` per method and score, the perturbation curves and each
-check's details (see :mod:`.dataset`). Metric groups (``metrics=``):
+check's details (see ``dataset``). Metric groups (``metrics=``):
 
 - ``deletion``, ``insertion``: remove (insert) region × time units in the cube's order
   (Petsiuk et al. 2018); AOPC for MoRF and LeRF, normalised by random orders
-  (:mod:`.perturbation`)
+  (``perturbation``)
 - ``faithfulness_correlation``: Bhatt et al. 2020, on random sets of units
 - ``infidelity``: Yeh et al. 2019, on the same perturbations
 - ``mprt``: model-parameter randomisation (Adebayo et al. 2018), cascading and per layer
-  (:mod:`.randomisation`)
+  (``randomisation``)
 - ``random``: the data-independence checks for video: frames shuffled within each clip,
   a static clip
 - ``pointing_game``, ``relevance_mass``, ``relevance_rank``: localisation against a
-  ground truth ``truth`` (:mod:`.localisation`)
+  ground truth ``truth`` (``localisation``)
 - ``max_sensitivity``, ``temporal_consistency``: robustness under small input noise, and
-  between overlapping clips (:mod:`.robustness`)
+  between overlapping clips (``robustness``)
 - ``off_face``: share of |attribution| off the face (background, face_other)
 """
 
@@ -62,7 +62,7 @@ def evaluate(model, video, cube, faces=None, metrics=None, truth=None, window: i
         thresholds: ``{score: value}`` overriding the thresholds of pass/fail verdicts.
 
     Returns:
-        The evaluation ``xarray.Dataset`` (see :mod:`expresso_xai.evaluate.dataset`).
+        The evaluation ``xarray.Dataset`` (see ``expresso_xai.evaluate.dataset``).
 
     Example:
         >>> import expresso_xai as ex

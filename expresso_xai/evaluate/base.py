@@ -4,7 +4,7 @@ A metric group is a small class: it is made once per evaluation with the
 :class:`~expresso_xai.evaluate.run.EvaluationRun`, sees every evaluated clip once
 (:meth:`Metric.add`, where the forwards happen) and then gives its scores
 (:meth:`Metric.finish`). Groups that need only the cube (localisation, off-face
-relevance) set ``needs_clips = False`` and do their work in :meth:`finish`.
+relevance) set ``needs_clips = False`` and do their work in ``finish``.
 
 Every score a group gives is declared with a :class:`Score`: its direction (is higher
 better?), its definition and its reference. They travel into the evaluation dataset's
@@ -86,7 +86,7 @@ class Metric:
 
     Subclasses set ``name`` (what users pass in ``metrics=``), ``scores`` (the
     :class:`Score` s they give) and the flags below, and implement :meth:`add` and
-    :meth:`finish`.
+    ``finish``.
 
     Attributes:
         needs_clips: sees every clip (runs forwards); otherwise only the cube.

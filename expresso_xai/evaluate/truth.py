@@ -4,7 +4,7 @@ cube's frames and regions saying where the signal is.
 Two sources build one: a synthetic sample's ground-truth JSON
 (:func:`expresso_xai.samples.truth_mask`, its planted events) and an OpenFace 2.0 CSV
 (:func:`au_truth`, the facial regions each present action unit moves, by the table
-:data:`AU_REGIONS`). Both go through the two helpers here, so a truth is always checked
+``AU_REGIONS``). Both go through the two helpers here, so a truth is always checked
 against the cube's video the same way (:func:`check_truth_video`) and laid on the cube's
 axes the same way (:func:`blank_truth`).
 """
@@ -186,14 +186,14 @@ def _active(units, au: str, threshold: float | None) -> np.ndarray:
 
 def au_truth(openface, cube, aus=None, threshold: float | None = None):
     """The ground truth where action units are active: in each frame, the regions of
-    every active unit (:data:`AU_REGIONS`), on the cube's frames and regions.
+    every active unit (``AU_REGIONS``), on the cube's frames and regions.
 
     Args:
         openface: an OpenFace 2.0 CSV path, or what ``ex.read_openface(csv)`` returns
             (``(faces, action_units)``, or the action units alone).
         cube: the attribution cube the truth is for.
         aus: the units to use (``"AU45"``, ``"AU4"`` or ``45``); ``None``: every unit of
-            :data:`AU_REGIONS` the CSV reports.
+            ``AU_REGIONS`` the CSV reports.
         threshold: ``None``: a unit is active where OpenFace says it is present
             (``AUxx_c`` = 1); a number: where its intensity ``AUxx_r`` (0–5) is at least
             this (units with only a presence column are then never active).

@@ -102,7 +102,7 @@ class FaceTrack:
             :func:`~expresso_xai.faces.track_faces`); -1 where no face. Default: 0 where a
             face was found.
         landmark_quality: ``(T, 5)`` float32 in ``[0, 1]``, per group of
-            :data:`QUALITY_GROUPS` (eyes, brows, nose, mouth, jaw): the fraction of the
+            ``QUALITY_GROUPS`` (eyes, brows, nose, mouth, jaw): the fraction of the
             group's points that optical flow carried consistently forward and backward from
             the frame before and that the fitted landmarks agree with. Low where a group
             lost track (a hand over the mouth); NaN where not measured (no face, the first
@@ -305,7 +305,7 @@ class FaceTrack:
 
     def quality(self):
         """``landmark_quality`` as an ``xarray.DataArray(time, group)``, groups named as in
-        :data:`QUALITY_GROUPS`.
+        ``QUALITY_GROUPS``.
 
         Example:
             >>> import numpy as np

@@ -65,8 +65,8 @@ def read_openface(csv_path: str | Path, frame_size: tuple[int, int] | None = Non
       :class:`~expresso_xai.errors.NoFaceWarning` that counts such frames. A file in
       which they would outnumber the rows is refused: OpenFace writes a row for every
       frame (with ``success`` 0 where it lost the face).
-    - A row whose landmarks are not all finite, or lie beyond :data:`MAX_PIXELS`, or,
-      when ``frame_size`` is given, beyond the frame by more than :data:`FRAME_MARGIN`
+    - A row whose landmarks are not all finite, or lie beyond ``MAX_PIXELS``, or,
+      when ``frame_size`` is given, beyond the frame by more than ``FRAME_MARGIN``
       of its width or height, is a frame with ``face_found=False`` (and NaN action
       units), with a ``NoFaceWarning`` that counts them. When that leaves no face in a
       file where OpenFace found one, the file is refused.

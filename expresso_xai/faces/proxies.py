@@ -86,7 +86,7 @@ def landmark_action_units(faces: FaceTrack):
     =====  ====================  ======================================================
 
     Every proxy grows with its action; each is unchanged when the landmarks are scaled,
-    moved or rotated in the image. The exact landmark indices are in :data:`AU_PROXIES`
+    moved or rotated in the image. The exact landmark indices are in ``AU_PROXIES``
     and in the result's ``definitions`` attribute.
 
     Args:

@@ -8,7 +8,7 @@ Tracking hands back to the detector as soon as it degrades: too few landmarks tr
 consistently forward and backward, the fitted shape drifting from the flowed one, or one
 landmark group (eyes, brows, nose, mouth, jaw) losing track on its own.
 
-One subject is followed (:mod:`expresso_xai.faces.subject`): another face is never taken
+One subject is followed (``expresso_xai.faces.subject``): another face is never taken
 for it. While it is out of view the detector backs off (:class:`_Search`) and bisects
 back to the exact frame where it returns.
 """
@@ -391,7 +391,7 @@ def track_faces(
     subject was last seen (half an inter-ocular distance per frame since) and matches its
     signature
     (face proportions, skin chromaticity and, with dlib, a face descriptor: see
-    :mod:`expresso_xai.faces.subject`), and its frames start a new ``track_id``. Other faces
+    ``expresso_xai.faces.subject``), and its frames start a new ``track_id``. Other faces
     are never followed instead; an :class:`~expresso_xai.errors.OtherFacesWarning` says
     when there were any. ``n_faces`` records how many faces each detection saw.
 

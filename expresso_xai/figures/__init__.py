@@ -10,22 +10,22 @@ Kinds, one module each, each returning a matplotlib ``Figure`` and taking ``path
 * an evaluation: :func:`perturbation_curves`, :func:`metric_table`;
 * a cohort audit: :func:`band_bars` (= :func:`band_shares`), :func:`au_heatmap`.
 
-One style (:mod:`.base`): :func:`style` is a context manager (and decorator) with the
+One style (``base``): :func:`style` is a context manager (and decorator) with the
 fonts, sizes and palette every kind uses, so your own figures match. Saving: ``path=``
 with suffix ``.pdf`` (TrueType fonts, as journals ask), ``.svg`` (text kept as text) or
 ``.png`` (300 dpi: a ``width="single"`` figure, 3.5 in, is 1050 pixels wide); a path
 without a suffix writes PNG and PDF. Files are written whole or not at all, and carry
 the cube's provenance (model and video hashes, methods and their parameters, library
 version) in their metadata: PDF Keywords, PNG text chunk ``expresso_xai_provenance``,
-SVG ``dc:description``. :func:`make_gallery <expresso_xai.figures.gallery.make_gallery>`
+SVG ``dc:description``. ``make_gallery``
 renders one of each on a shipped sample.
 
-Colour: figures read a cube through its views (:mod:`expresso_xai.cube.views`) and never
+Colour: figures read a cube through its views (``expresso_xai.cube.views``) and never
 change it. Signed values get a diverging map (``RdBu_r``) centred at 0 with symmetric
 limits, values that are ≥ 0 a sequential one (``viridis``), lines and bars the
 Okabe–Ito colours; when methods are compared in one figure they share one scale
 (``method_grid(scale="row")`` gives each its own). Evaluation figures take the table's
-conventions from :mod:`expresso_xai.evaluate.table`, so the print table and the
+conventions from ``expresso_xai.evaluate.table``, so the print table and the
 Explorer's panel mark the same cells.
 """
 

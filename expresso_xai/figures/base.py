@@ -22,10 +22,10 @@ from ..files import atomic_path
 #: journal page (IEEE and ACM templates: 3.5 in and 7.16 in).
 COLUMN_WIDTHS = {"single": 3.5, "double": 7.16}
 
-#: Dots per inch of a saved PNG: a single-column figure is 1050 pixels wide.
+#: Dots per inch of a saved PNG (a single-column figure is 1050 pixels wide).
 PNG_DPI = 300
 
-#: Okabe & Ito's qualitative palette (Color Universal Design), black left out: lines and
+#: Okabe & Ito's qualitative palette (Color Universal Design), black left out; lines and
 #: bars of methods stay apart for readers with any common colour-vision deficiency.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 
@@ -60,7 +60,7 @@ def _rc() -> dict:
 def style():
     """The library's print style as a context manager (also a decorator), so your own
     matplotlib figures match ours: DejaVu Sans at 7–8 pt, thin lines, the Okabe–Ito
-    palette (:data:`OKABE_ITO`) as the colour cycle, ``viridis`` for images, TrueType
+    palette (:data:`~expresso_xai.figures.OKABE_ITO`) as the colour cycle, ``viridis`` for images, TrueType
     fonts in PDF and text kept as text in SVG, 300 dpi.
 
     Example:

@@ -83,8 +83,8 @@ def region_time_heatmap(
 
     Rows follow the cube's region order with ``background`` last; columns are frames,
     labelled with their time in seconds and frame index. Frames without a face are
-    hatched. ``value`` is one of :data:`~expresso_xai.cube.views.VALUES`: ``"density"``
-    (attribution per pixel, the default everywhere: :data:`~expresso_xai.cube.views.DEFAULT_VALUE`;
+    hatched. ``value`` is one of :data:`~expresso_xai.figures.VALUES`: ``"density"``
+    (attribution per pixel, the default everywhere: ``DEFAULT_VALUE``;
     cells without pixels are grey), ``"attribution"`` (sums over each region's pixels,
     where the large background outweighs the face) or ``"share"`` (of the explainer's
     total |attribution|). The title says which.

@@ -201,7 +201,7 @@ def metric_table(ev: xr.Dataset, path: str | Path | None = None, width=None):
     ↓ lower), the best method of each score in bold on a shaded cell (none for a
     descriptive score), and ✓ / ✗ where a score passes or fails its threshold
     (``passed``). Labels, arrows, decimals and best cells are the Explorer's
-    (:func:`expresso_xai.evaluate.table.score_table`).
+    (``expresso_xai.evaluate.table.score_table``).
 
     Args:
         ev: an evaluation dataset (:func:`expresso_xai.evaluate`).

@@ -60,7 +60,7 @@ class VideoModel:
     """
 
     uses_clip_geometry: bool = False
-    #: where the weights came from ("" when the caller built the module): a file, or a
+    #: where the weights came from (``""`` when the caller built the module), a file, or a
     #: zoo architecture's "random, seed N (untrained)"; recorded in the cube
     weights_source: str = ""
 
@@ -217,7 +217,7 @@ class VideoModel:
 
     @property
     def gradcam_layer_name(self) -> str:
-        """Name of the layer Grad-CAM reads: the one given to :func:`wrap`, else the last
+        """Name of the layer Grad-CAM reads, the one given to :func:`wrap`, else the last
         layer with a spatio-temporal output (the last 3-D convolutional block)."""
         if self._gradcam_layer_name is False:
             raise ModelError(

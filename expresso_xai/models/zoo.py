@@ -124,7 +124,7 @@ def load(name: str, weights: str | Path | None = None, num_outputs: int = 1, see
     ``torch.load(weights_only=True)`` (tensors and plain containers only). A ``.pt2``
     archive is not handed to ``torch.export.load``, which unpickles sample inputs and
     pickled weights with ``weights_only=False``, ``eval``-s shape expressions, ``exec``-s
-    guard code and loads AOTInductor libraries; :func:`~expresso_xai.models.files.load_exported`
+    guard code and loads AOTInductor libraries; ``load_exported``
     reads its JSON program and raw weights itself and runs the graph with ATen operators
     looked up by name, and refuses any archive holding pickled weights or constants,
     custom objects, compiled code, non-tensor sample inputs or other operators.

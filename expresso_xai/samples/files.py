@@ -196,7 +196,7 @@ def truth_mask(path_or_name: str | Path, cube, events=None):
         path_or_name: the sample's ground-truth JSON (a path, or a shipped sample's name).
         cube: the attribution cube of the sample's video (or of part of it: its ``time``
             coordinate holds the video's frame indices; events outside it are left out).
-        events: the event types to mark; ``None``: :data:`SCORE_EVENTS`, the long eye
+        events: the event types to mark; ``None``: ``SCORE_EVENTS``, the long eye
             closures that carry the score. E.g. ``["smile"]`` or ``["blink",
             "long_closure"]``. A ``"global"`` event (lighting) marks every region.
 
