@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli_args import COUNT, FIGURE, output
+from .cli_args import COUNT, FIGURE, INDEX, output
 
 #: the options of ``explain`` that go to :func:`expresso_xai.explain` as they are
-ENGINE_ARGS = ("regions", "stride", "keep_pixels", "device", "batch_size", "clips_per_batch", "autocast")
+ENGINE_ARGS = ("regions", "stride", "keep_pixels", "device", "batch_size", "clips_per_batch", "autocast",
+               "prefetch")
 
 
 def auto_or_count(text: str):
@@ -107,9 +108,13 @@ def add_explain(commands) -> None:
     explain.add_argument("--regions", default="partition", choices=["partition", "boxes"])
     explain.add_argument("--stride", type=COUNT, default=8)
     explain.add_argument("--max-frames", type=COUNT, default=None, help="explain only the first N frames")
-    explain.add_argument("--keep-pixels", action="store_true", help="store per-pixel maps for overlays")
+    explain.add_argument("--keep-pixels", nargs="?", const=True, default=False, metavar="PATH",
+                         help="store per-pixel maps for overlays; with PATH (e.g. maps.zarr) they go to a Zarr "
+                              "store there as the clips finish, so memory does not grow with the video")
     explain.add_argument("--batch-size", type=auto_or_count, default="auto", metavar="N|auto",
                          help="perturbations or path steps per forward (auto: timed once, remembered)")
+    explain.add_argument("--prefetch", type=INDEX, default=2, metavar="N",
+                         help="clips decoded and cropped ahead of the model in a background thread (0: none)")
     add_device_options(explain)
     explain.add_argument("--figure", default=None, type=FIGURE,
                          help="also write the first method's region x time heatmap (attribution per pixel, as in Python)")

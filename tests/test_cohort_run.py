@@ -174,6 +174,8 @@ def test_resuming_with_other_settings_is_refused_naming_each_difference(referenc
         run(cohort_dir / "manifest.csv", copy, methods=["gradcam"])
     with pytest.raises(CohortError, match="stride"):
         run(cohort_dir / "manifest.csv", copy, stride=4)
+    with pytest.raises(CohortError, match="a path is for one video"):  # every participant in one store
+        run(cohort_dir / "manifest.csv", tmp_path / "other.zarr", keep_pixels=tmp_path / "maps.zarr")
     with pytest.raises(CohortError, match="clips_per_batch"):  # batched clips differ in the last bits
         run(cohort_dir / "manifest.csv", copy, clips_per_batch=3)
     restarted = run(cohort_dir / "manifest.csv", copy, methods=["gradcam"], resume=False)

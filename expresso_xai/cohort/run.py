@@ -139,6 +139,9 @@ def run_settings(model, methods, engine: dict, method_options: dict, torch_threa
     from ..explain.plan import plan_explain
 
     plan = plan_explain(model, list(methods), method_options, **engine)
+    if plan.pixel_store is not None:
+        raise CohortError(f"keep_pixels={engine['keep_pixels']!r}: a cohort keeps each participant's pixel maps "
+                          "in its own store (keep_pixels=True); a path is for one video")
     if not isinstance(torch_threads, int) or isinstance(torch_threads, bool) or torch_threads < 1:
         raise CohortError(f"torch_threads must be a whole number of at least 1, got {torch_threads!r}")
     if slice_frames is not None and (not isinstance(slice_frames, int) or isinstance(slice_frames, bool)

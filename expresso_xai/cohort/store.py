@@ -235,12 +235,17 @@ class CohortStore:
         (self.path / LOCK).unlink(missing_ok=True)
 
 
+_TIMING_ATTRS = ("created", "prefetch", "decode_wait_fraction")
+
+
 def _without_created(text: bytes):
-    """A metadata file's JSON without the ``created`` times (the only field that differs
-    between two runs computing the same cube)."""
+    """A metadata file's JSON without the run's timing attrs (``created``, and the
+    background decoder's ``prefetch`` and ``decode_wait_fraction``, which a video run in
+    slices does not have): the only fields that differ between two runs computing the
+    same cube."""
     def strip(value):
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "created"}
+            return {k: strip(v) for k, v in value.items() if k not in _TIMING_ATTRS}
         if isinstance(value, list):
             return [strip(v) for v in value]
         return value

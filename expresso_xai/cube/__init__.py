@@ -1,13 +1,13 @@
 """The attribution cube: the one ``xarray.Dataset`` every part of expresso-xai agrees on.
 
-- :mod:`.schema`: what a cube holds; :func:`make_cube` builds one from plain arrays and
+- ``schema``: what a cube holds; :func:`make_cube` builds one from plain arrays and
   :func:`check_cube` refuses a Dataset that does not fit;
-- :mod:`.provenance`: the attrs (model, video, methods' parameters, versions) as
+- ``provenance``: the attrs (model, video, methods' parameters, versions) as
   netCDF-safe values;
-- :mod:`.io`: NetCDF and Zarr files, :func:`open_cube`;
-- :mod:`.views`: the derived views (share, density, top regions or frames, agreement, a
+- ``io``: NetCDF and Zarr files, :func:`open_cube`;
+- ``views``: the derived views (share, density, top regions or frames, agreement, a
   tidy table) and the value and sign conventions figures and widgets share;
-- :mod:`.accessor`: ``cube.xai``, which only forwards to views and io (importing this
+- ``accessor``: ``cube.xai``, which only forwards to views and io (importing this
   package registers it).
 
 Example:

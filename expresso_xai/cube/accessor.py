@@ -36,17 +36,17 @@ class XaiAccessor:
 
     @property
     def explainers(self) -> tuple[str, ...]:
-        """The explainers' names, in the cube's order (:func:`views.explainers`)."""
+        """The explainers' names, in the cube's order (``views.explainers``)."""
         return views.explainers(self._cube)
 
     @property
     def regions(self) -> tuple[str, ...]:
-        """The region names, in the cube's order (:func:`views.regions`)."""
+        """The region names, in the cube's order (``views.regions``)."""
         return views.regions(self._cube)
 
     def share(self, dim: str | Iterable[str] = ("time", "region")) -> xr.DataArray:
         """Attribution as a fraction of the total |attribution| over ``dim``
-        (:func:`views.share`).
+        (``views.share``).
 
         Example:
             >>> from expresso_xai.testing import example_cube
@@ -57,7 +57,7 @@ class XaiAccessor:
         return views.share(self._cube, dim)
 
     def density(self) -> xr.DataArray:
-        """Attribution per pixel; NaN where a region has no pixels (:func:`views.density`).
+        """Attribution per pixel; NaN where a region has no pixels (``views.density``).
 
         Example:
             >>> from expresso_xai.testing import example_cube
@@ -68,7 +68,7 @@ class XaiAccessor:
         return views.density(self._cube)
 
     def top(self, k: int = 3, by: str = "density", dim: str = "region") -> pd.DataFrame:
-        """The ``k`` highest regions or frames of each explainer (:func:`views.top`).
+        """The ``k`` highest regions or frames of each explainer (``views.top``).
 
         Example:
             >>> from expresso_xai.testing import example_cube
@@ -81,7 +81,7 @@ class XaiAccessor:
     def agreement(self, over: str | Iterable[str] = ("time", "region"), absolute: bool = False,
                   faces_only: bool = True) -> xr.DataArray:
         """Spearman rank correlation between every pair of explainers
-        (:func:`views.agreement`).
+        (``views.agreement``).
 
         Example:
             >>> from expresso_xai.testing import example_cube
@@ -95,7 +95,7 @@ class XaiAccessor:
         return views.agreement(self._cube, over=over, absolute=absolute, faces_only=faces_only)
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One tidy row per (explainer, time, region) (:func:`views.to_dataframe`).
+        """One tidy row per (explainer, time, region) (``views.to_dataframe``).
 
         Example:
             >>> from expresso_xai.testing import example_cube
@@ -107,7 +107,7 @@ class XaiAccessor:
 
     def methods_text(self) -> str:
         """The paragraph a methods section needs: model, video, clips, methods and their
-        parameters, regions (:func:`~expresso_xai.cube.methods_text.methods_text`).
+        parameters, regions (``expresso_xai.cube.methods_text.methods_text``).
 
         Example:
             >>> from expresso_xai.testing import example_cube
@@ -119,7 +119,7 @@ class XaiAccessor:
         return methods_text(self._cube)
 
     def params(self, explainer: str | None = None) -> dict:
-        """Each method's parameters, from ``attrs["methods"]`` (:func:`views.params`).
+        """Each method's parameters, from ``attrs["methods"]`` (``views.params``).
 
         Example:
             >>> from expresso_xai.testing import example_cube
@@ -146,7 +146,7 @@ class XaiAccessor:
         return evaluate(model, video, self._cube, **kwargs)
 
     def to_netcdf(self, path: str | Path) -> Path:
-        """Write the cube as one netCDF-4 file; returns the path (:func:`io.to_netcdf`).
+        """Write the cube as one netCDF-4 file; returns the path (``io.to_netcdf``).
 
         Example:
             >>> import pathlib, tempfile
@@ -158,7 +158,7 @@ class XaiAccessor:
 
     def to_zarr(self, path: str | Path) -> Path:
         """Write the cube as a Zarr store (format 2, a folder); returns the path
-        (:func:`io.to_zarr`). :func:`~expresso_xai.cube.open_cube` reads it back.
+        (``io.to_zarr``). :func:`~expresso_xai.cube.open_cube` reads it back.
 
         Example:
             >>> import pathlib, tempfile

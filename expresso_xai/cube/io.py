@@ -93,7 +93,7 @@ def write_zarr_group(cube: xr.Dataset, folder: str | Path) -> Path:
     """Write ``cube`` as a Zarr group into ``folder``, a folder the caller owns and moves
     into place itself (a cohort store writes each participant's cube this way, under a
     temporary name, and renames it when everything in it is written). :func:`open_cube`
-    reads it back. Prefer :func:`to_zarr`, which does the temporary name and the move.
+    reads it back. Prefer ``to_zarr``, which does the temporary name and the move.
 
     Example:
         >>> import pathlib, tempfile

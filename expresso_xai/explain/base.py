@@ -79,9 +79,9 @@ class ClipContext:
         prediction: the model's output at ``target`` for this clip.
         timestamps: ``(L,)`` seconds of the clip's frames, when known.
         autocast: ``"bf16"`` to run the gradient passes (the shared one, integrated
-            gradients' steps) in bfloat16 autocast, ``None`` for float32 (see :func:`precision`).
+            gradients' steps) in bfloat16 autocast, ``None`` for float32 (see ``precision``).
         step_budget: inputs with their graph that fit the device's memory budget in one
-            forward+backward (measured on CUDA by :mod:`.batched`), ``None`` when unknown.
+            forward+backward (measured on CUDA by ``batched``), ``None`` when unknown.
     """
 
     model: Any
@@ -162,7 +162,7 @@ def check_output(out, model, target: int) -> None:
 
 
 class Method:
-    """Base class of explanation methods: one verb, :meth:`attribute`.
+    """Base class of explanation methods: one verb, ``attribute``.
 
     Subclasses set ``name`` and ``defaults`` (their options and default values) and
     declare what they need, so the engine reads capabilities instead of probing:
@@ -175,7 +175,7 @@ class Method:
     Option values are checked when the method is made, before any video or model work:
     ``choices`` (allowed values), ``counts`` (whole numbers ≥ 1; ``None`` is allowed
     where it is the default), ``amounts`` (finite numbers > 0) and ``flags`` (booleans).
-    An option named ``baseline`` takes one of :data:`BASELINES` or a tensor, and one
+    An option named ``baseline`` takes one of ``BASELINES`` or a tensor, and one
     named ``layer`` the name of a layer of the model.
     """
 

@@ -38,8 +38,9 @@ from contextlib import contextmanager
 from ..errors import MethodError, ModelError
 from .base import ClipContext, backward_pass, check_output, graph_forward, precision
 from .batching import settle_batch_size
-from .clip import ClipInput, _failures_named, crop_clip, resolve_target, run_methods
+from .clip import ClipInput, _failures_named, resolve_target, run_methods
 from .plan import clip_seed
+from .prefetch import clip_input
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +158,6 @@ def _free_bytes(device) -> int:
     return int(torch.cuda.mem_get_info(device)[0]) if torch.device(device).type == "cuda" else 0
 
 
-def _clip_input(plan, clip, positions, faces, crop) -> ClipInput:
-    """The clip as a :class:`ClipInput` (a source may already give one, cropped in a
-    background thread; otherwise it is cropped here)."""
-    if isinstance(clip, ClipInput):
-        return clip
-    return crop_clip(plan.model, clip.frames, faces[positions], crop[positions], plan.scheme,
-                     frame_indices=clip.indices, timestamps=clip.timestamps, device=plan.device)
-
-
 def _run_batch(plan, state, batch: list) -> list[ClipContext]:
     """One batch of ``(positions, ClipInput)`` through :func:`forward_batch`, the methods run
     on each clip and the clips added to ``state`` in video order. On CUDA with
@@ -195,11 +187,12 @@ def _run_batch(plan, state, batch: list) -> list[ClipContext]:
     return contexts
 
 
-def explain_in_batches(plan, state, source, crop, checkpointer, progress: bool) -> None:
+def explain_in_batches(plan, state, feed, checkpointer) -> None:
     """The loop of :func:`~expresso_xai.explain` with several clips per forward+backward
-    (``plan.clips_per_batch``): clips are gathered from ``source`` until a batch is full,
-    run by :func:`_run_batch`, and the checkpoint ticks after each batch (the video's
-    digest is known for the last clip the source gave).
+    (``plan.clips_per_batch``): clips are gathered from ``feed`` (a
+    :class:`~expresso_xai.explain.prefetch.ClipFeed`, which crops them ahead) until a batch
+    is full, run by :func:`_run_batch`, and the checkpoint ticks after each batch (with
+    the video's digest up to the batch's last clip).
 
     Example:
         >>> import expresso_xai as ex
@@ -214,16 +207,17 @@ def explain_in_batches(plan, state, source, crop, checkpointer, progress: bool) 
             return plan.clips_per_batch
         return 1 if plan.clips_measured is None else plan.clips_measured
 
-    def finish(batch) -> None:
+    def finish(batch, digest) -> None:
         _run_batch(plan, state, batch)
-        state.video_digest = source.digest_after(state.done)
+        state.video_digest = digest
         checkpointer.tick(state)
+        feed.finished(state.done)
 
-    batch = []
-    for positions, clip in source.clips(plan, state, progress):
-        batch.append((positions, _clip_input(plan, clip, positions, source.faces, crop)))
+    batch, digest = [], ""
+    for positions, clip, digest in feed:
+        batch.append((positions, clip_input(plan, clip)))  # preprocessed here, in the model's thread
         if len(batch) >= size():
-            finish(batch)
+            finish(batch, digest)
             batch = []
     if batch:
-        finish(batch)
+        finish(batch, digest)

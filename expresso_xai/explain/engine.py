@@ -31,8 +31,10 @@ from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
 from .batching import fastest_batch, settle_batch_size  # noqa: F401  (fastest_batch: importable from here)
 from .batched import explain_in_batches
-from .clip import prepare_clip, run_methods
+from .clip import forward_clip, run_methods
 from .plan import ExplainPlan, clip_seed, plan_explain
+from .prefetch import DEFAULT_PREFETCH, ClipFeed, clip_input, prefetch_for
+from .pixel_store import store_for
 from .state import ExplainState
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def explain(
     regions="partition",
     clip_length: int | None = None,
     stride: int = 8,
-    keep_pixels: bool = False,
+    keep_pixels: bool | str | Path = False,
     device="cpu",
     progress: bool = True,
     batch_size: int | str = "auto",
@@ -56,6 +58,7 @@ def explain(
     checkpoint_every: float = 60.0,
     clips_per_batch: int | str = "auto",
     autocast: bool | str = False,
+    prefetch: int = DEFAULT_PREFETCH,
     **method_options,
 ):
     """Explain a video model on a face video: attribution per method, frame and region.
@@ -72,10 +75,15 @@ def explain(
         clip_length, stride: clips slid over the video (default: the model's length, 8).
         keep_pixels: also store per-pixel maps ``pixels(explainer, time, y, x)``, each
             pixel's region ``region_label(time, y, x)`` and the face crop
-            ``crop_matrix(time, 2, 3)``: what the Explorer needs to draw overlays.
+            ``crop_matrix(time, 2, 3)``: what the Explorer needs to draw overlays. A path
+            (a ``pathlib.Path``, or a str ending in ``.zarr`` such as ``"maps.zarr"``)
+            writes the pixel maps to a Zarr store there as the clips finish, so memory
+            does not grow with the video; the cube reads them lazily from it
+            (``pixel_store``). An existing path is refused (``OutputError``) unless
+            the same run made it.
         batch_size: perturbations or path steps per forward; ``"auto"`` measures what is
             fastest on the device once per model, input shape, device and torch version,
-            and remembers it in the user's cache folder (:mod:`.batching`); the cube's
+            and remembers it in the user's cache folder (``batching``); the cube's
             ``batch_size_source`` attr says whether it was given, measured or remembered.
         seed: seeds stochastic methods (smoothgrad, shapley); the same seed gives the same cube.
         crop: the face crop; default ``FaceCrop.from_track(faces, size=model.input_size)``.
@@ -84,10 +92,14 @@ def explain(
             running the same call again resumes after the last saved clip and gives the
             same cube. It is deleted once the cube is complete.
         clips_per_batch: clips per forward+backward of the gradient family
-            (:mod:`.batched`): ``"auto"`` is 1 on a CPU and sized by a memory budget on CUDA.
+            (``batched``): ``"auto"`` is 1 on a CPU and sized by a memory budget on CUDA.
         autocast: ``"bf16"`` runs the shared gradient pass and integrated gradients' steps
             in bfloat16 autocast; integrated gradients checks its completeness against the
             float32 model and warns (``PrecisionWarning``) above its tolerance.
+        prefetch: clips decoded and cropped (with their region maps) ahead of the model in a
+            background thread (``prefetch``); ``0`` makes each clip when the model asks
+            for it. The cube is the same either way; its ``decode_wait_fraction`` attr is the
+            share of the loop's time the model waited for its next clip.
         **method_options: per-method options as dicts, e.g.
             ``integrated_gradients={"tolerance": 0.005}, occlusion={"window": 8}``.
 
@@ -98,7 +110,9 @@ def explain(
         a partition the region sums add up to the clip's total.
 
     The run is a loop over the public clip step: :func:`plan_explain` checks every
-    argument first, then for each clip :func:`prepare_clip` and :func:`run_methods`, whose
+    argument first, then for each clip :func:`~.clip.crop_clip` (decoded and cropped a few
+    clips ahead in a background thread: ``prefetch``), :func:`~.clip.forward_clip` and
+    :func:`~.clip.run_methods`, whose
     results an :class:`ExplainState` adds up (and checkpoints) until it becomes the cube.
 
     Raises:
@@ -120,22 +134,27 @@ def explain(
     plan = plan_explain(model, methods, method_options, target=target, regions=regions, clip_length=clip_length,
                         stride=stride, keep_pixels=keep_pixels, device=device, batch_size=batch_size, seed=seed,
                         clips_per_batch=clips_per_batch, autocast=autocast)
+    prefetch = prefetch_for(prefetch)
     checkpointer = Checkpointer(checkpoint, checkpoint_every)
     source = VideoSource.open(video, faces, progress)
     crop = _crop_for(plan.model, source.faces, crop)
     state = new_state(plan, len(source.faces))
+    state.store = store_for(plan, state, lambda: fingerprint(plan, source, crop))
     checkpointer.restore(state, lambda: fingerprint(plan, source, crop))
-    with checkpointer.guard(state):
+    with checkpointer.guard(state), ClipFeed(plan, state, source, crop, prefetch, progress) as feed:
         if plan.batches_clips:  # several clips per pass, or autocast (explain/batched.py)
-            explain_in_batches(plan, state, source, crop, checkpointer, progress)
+            explain_in_batches(plan, state, feed, checkpointer)
         else:
-            for positions, clip in source.clips(plan, state, progress):
-                ctx = _prepare(plan, state, clip, positions, source.faces, crop)
+            for positions, clip, digest in feed:
+                ctx = _prepare(plan, state, clip)
                 state.add(ctx, run_methods(ctx, plan.methods), positions)
-                state.video_digest = source.digest_after(state.done)
+                state.video_digest = digest
                 checkpointer.tick(state)
+                feed.finished(state.done)
     checkpointer.remove()
-    return to_cube(plan, source, crop, state)
+    cube = to_cube(plan, source, crop, state)
+    cube.attrs.update(prefetch=prefetch, decode_wait_fraction=feed.wait_fraction)
+    return cube
 
 
 # --- the video and its clips ----------------------------------------------------------
@@ -204,7 +223,7 @@ class VideoSource:
         from tqdm.auto import tqdm
 
         n_frames, skip = len(self.faces), state.done
-        total = max(1, -(-max(n_frames - plan.clip_length, 0) // plan.stride) + 1)
+        total = self.n_clips(plan)
         # Decoded in chunks of a few clips: a 256-frame chunk of a 640x480 interview is 236 MB, held
         # three times over while it is stacked and joined to the frames left over.
         clips = iter_clips(self.video, plan.clip_length, plan.stride,
@@ -237,6 +256,16 @@ class VideoSource:
         """The hash of the frames of the first ``n_clips`` clips (kept for the last two)."""
         return self.digests.get(n_clips) or ""
 
+    def digest_decoded(self) -> str:
+        """What :meth:`digest_after` gives once the clip :meth:`clips` gave last is finished
+        (read as the clip is given: a background thread may decode further before then)."""
+        latest = max(self.digests)
+        return self.digest_after(latest) if latest else ""
+
+    def n_clips(self, plan: ExplainPlan) -> int:
+        """How many clips :meth:`clips` slides over the whole video."""
+        return max(1, -(-max(len(self.faces) - plan.clip_length, 0) // plan.stride) + 1)
+
 
 def _crop_for(model, faces: FaceTrack, crop: FaceCrop | None) -> FaceCrop:
     crop = FaceCrop.from_track(faces, size=model.input_size) if crop is None else crop
@@ -249,17 +278,21 @@ def new_state(plan: ExplainPlan, n_frames: int) -> ExplainState:
     """Empty running totals for a run of ``plan`` over ``n_frames`` frames."""
     pixel_size = plan.model.input_size if plan.keep_pixels else None
     dtype = label_dtype(plan.scheme.encoding)
-    state = ExplainState.empty(plan.methods, n_frames, len(plan.scheme.names), pixel_size, dtype)
+    state = ExplainState.empty(plan.methods, n_frames, len(plan.scheme.names), pixel_size, dtype,
+                               window=plan.clip_length if plan.pixel_store is not None else None)
     state.batch_size = plan.batch_size
     state.batch_source = "given" if plan.batch_size is not None else ""
     return state
 
 
-def _prepare(plan: ExplainPlan, state: ExplainState, clip, positions, faces: FaceTrack, crop: FaceCrop):
-    """The clip step for one clip of the run; measures the batch size on the first clip
-    that needs one (kept in the state, so a resumed run batches the same way)."""
-    ctx = prepare_clip(plan.model, clip.frames, faces[positions], crop[positions], plan.scheme, target=plan.target,
-                       frame_indices=clip.indices, timestamps=clip.timestamps, device=plan.device,
+def _prepare(plan: ExplainPlan, state: ExplainState, clip, positions=None, faces: FaceTrack | None = None,
+             crop: FaceCrop | None = None):
+    """The clip step for one clip of the run: a :class:`ClipInput` (cropped ahead by the
+    :class:`ClipFeed`) or a clip of source frames at ``positions`` of ``faces`` and ``crop``;
+    measures the batch size on the first clip that needs one (kept in the state, so a
+    resumed run batches the same way)."""
+    clip = clip_input(plan, clip, positions, faces, crop)
+    ctx = forward_clip(plan.model, clip, target=plan.target, device=plan.device,
                        seed=clip_seed(plan.seed, state.done), batch_size=state.batch_size,
                        gradient_layer=plan.layer, keep_graph=plan.shares_gradient)
     settle_batch_size(plan, state, ctx.x)
@@ -279,7 +312,8 @@ def fingerprint(plan: ExplainPlan, source: VideoSource, crop: FaceCrop) -> str:
         "model": plan.model.weights_hash(), "video": source.identity(),
         "faces_and_crop": digest.hexdigest(), "methods": {m: method.params() for m, method in plan.methods.items()},
         "scheme": plan.scheme.name, "clip_length": plan.clip_length, "stride": plan.stride, "seed": plan.seed,
-        "target": str(plan.target), "keep_pixels": plan.keep_pixels, "autocast": str(plan.autocast),
+        "target": str(plan.target), "keep_pixels": str(plan.pixel_store) if plan.pixel_store else plan.keep_pixels,
+        "autocast": str(plan.autocast),
         "batch_size": str(plan.batch_size or "auto"),
     }, sort_keys=True, default=str)
 
@@ -382,11 +416,14 @@ def to_cube(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Expla
         region_area=state.region_area, face_found=faces.face_found, prediction=prediction,
         clip_start=np.asarray(state.clip_starts), clip_prediction=np.asarray(state.clip_predictions, np.float32),
         target="regression" if target is None else ("predicted" if target == "predicted" else int(target)),
-        pixels=pixels, region_label=state.labels, crop_matrix=crop.matrices if plan.keep_pixels else None,
+        pixels=pixels, region_label=None if state.store else state.labels,  # a store's: attached below
+        crop_matrix=crop.matrices if plan.keep_pixels else None,
         clip_stats={"clip_target": np.asarray(state.clip_targets), **_range_flags(plan.model, state),
                     **{key: np.asarray(values) for key, values in state.clip_stats.items()}},
         attrs=run_attrs(plan, source, crop, state),
     )
+    if state.store is not None:
+        cube = state.store.attach(cube)
     caution = range_caution(cube)
     if caution:
         warnings.warn(caution, OutputRangeWarning, stacklevel=3)

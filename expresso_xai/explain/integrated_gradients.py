@@ -14,7 +14,7 @@ Rules:
     already computed, so reaching ``n`` steps costs ``n + 1`` gradient passes in all.
 
 Steps go through the model ``batch_size`` at a time, or more on CUDA: as many as the
-memory budget the engine measured allows (``ClipContext.step_budget``, see :mod:`.batched`).
+memory budget the engine measured allows (``ClipContext.step_budget``, see ``batched``).
 
 With ``autocast="bf16"`` the steps run in bfloat16 autocast, and completeness is checked
 against ``f(x) - f(baseline)`` of the float32 model (two more forwards), so the stored

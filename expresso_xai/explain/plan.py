@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -30,11 +31,12 @@ class ExplainPlan:
         target: ``None``, an output index or ``"predicted"``.
         layer: the module Grad-CAM reads, or ``None`` when no method needs one.
         clip_length, stride: how clips slide over the video.
-        keep_pixels, device, seed: as given to :func:`explain`.
+        keep_pixels, device, seed: as given to :func:`explain` (``keep_pixels`` True also
+            when a path was given).
         batch_size: perturbations or steps per forward; ``None`` until measured.
-        clips_per_batch: clips per forward+backward (:mod:`.batched`): a number, or
+        clips_per_batch: clips per forward+backward (``batched``): a number, or
             ``"auto"`` (left only on CUDA: measured on the first clip, then ``clips_measured``).
-        autocast: ``"bf16"`` or ``None`` (float32), see :func:`~.base.precision`.
+        autocast: ``"bf16"`` or ``None`` (float32), see ``base.precision``.
         clips_measured, step_budget: what the first clip's memory measure gave on CUDA.
     """
 
@@ -53,6 +55,7 @@ class ExplainPlan:
     autocast: str | None = None
     clips_measured: int | None = None
     step_budget: int | None = None
+    pixel_store: Path | None = None  # keep_pixels="maps.zarr": where the pixel maps go (.pixel_store)
 
     @property
     def shares_gradient(self) -> bool:
@@ -66,7 +69,7 @@ class ExplainPlan:
 
     @property
     def batches_clips(self) -> bool:
-        """Whether the run goes through :func:`~.batched.explain_in_batches` (several clips
+        """Whether the run goes through ``batched.explain_in_batches`` (several clips
         per pass, or autocast); else the engine's clip-by-clip loop."""
         return self.clips_per_batch != 1 or self.autocast is not None
 
@@ -198,8 +201,13 @@ def plan_explain(model, methods, method_options: dict, *, target=None, regions="
     if batch_size != "auto":
         batch_size = _whole(batch_size, "batch_size", 1)
     autocast = autocast_for(autocast)
+    pixel_store = None
+    # a str only when it ends in .zarr: keep_pixels="yes" is a mistake, not a folder called yes
+    if isinstance(keep_pixels, Path) or (isinstance(keep_pixels, str) and keep_pixels.lower().endswith(".zarr")):
+        keep_pixels, pixel_store = True, Path(keep_pixels).absolute()
     if not isinstance(keep_pixels, (bool, np.bool_)):
-        raise MethodError(f"keep_pixels must be True or False, got {keep_pixels!r}")
+        raise MethodError(f"keep_pixels must be True or False, or where the pixel maps go: a Zarr store's path "
+                          f"(a str ending in .zarr, or a pathlib.Path), got {keep_pixels!r}")
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -222,4 +230,5 @@ def plan_explain(model, methods, method_options: dict, *, target=None, regions="
         keep_pixels=bool(keep_pixels), device=device, seed=_whole(seed, "seed", 0),
         batch_size=None if batch_size == "auto" else batch_size,
         clips_per_batch=clips_per_batch_for(clips_per_batch, model, device), autocast=autocast,
+        pixel_store=pixel_store,
     )

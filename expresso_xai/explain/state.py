@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 ARRAYS = ("totals", "covered", "prediction_sum", "region_area", "timestamps", "pixels", "labels")
 #: the per-clip lists and counters, saved as JSON
 COUNTERS = ("done", "clip_starts", "clip_predictions", "clip_targets", "passes", "shared_passes", "batch_size",
-            "batch_source", "video_digest")
+            "batch_source", "video_digest", "pixel_base")
 
 
 @dataclass(eq=False)
@@ -40,8 +40,13 @@ class ExplainState:
         prediction_sum: ``(T,)`` the covering clips' predictions, summed.
         region_area: ``(T, R)`` pixels per region (the same in every covering clip).
         timestamps: ``(T,)`` seconds of each frame (NaN until a clip covers it).
-        pixels: ``(M, T, H, W)`` summed pixel maps, when pixels are kept.
-        labels: ``(T, H, W)`` each pixel's region, when pixels are kept.
+        pixels: ``(M, T, H, W)`` summed pixel maps, when pixels are kept; with a pixel
+            store, ``(M, window, H, W)``: only the frames from ``pixel_base`` on, which
+            the clips still to come can add to (earlier ones are final and in the store).
+        labels: ``(T, H, W)`` each pixel's region, when pixels are kept (``(window, H, W)``
+            with a pixel store).
+        pixel_base: the first frame of ``pixels`` and ``labels`` (0 without a store).
+        store: the ``pixel_store.PixelStore`` final frames go to, or ``None``.
         done: clips finished, in the order the video gives them.
         clip_starts, clip_predictions, clip_targets: one entry per finished clip.
         clip_stats: ``{method_stat: [one value per clip]}`` (e.g. IG's steps).
@@ -50,7 +55,7 @@ class ExplainState:
         batch_size: perturbations per forward, once measured (kept so a resumed run
             batches exactly like the first).
         batch_source: where it came from: ``"given"`` (``batch_size=``), ``"measured"``
-            or ``"remembered"`` (:mod:`~expresso_xai.explain.batching`), ``""`` when unused.
+            or ``"remembered"`` (``expresso_xai.explain.batching``), ``""`` when unused.
         video_digest: the hash of the frames the finished clips were decoded from, so a
             resumed run can tell that the file was replaced in between.
 
@@ -78,12 +83,18 @@ class ExplainState:
     batch_size: int | None = None
     batch_source: str = ""
     video_digest: str = ""
+    pixel_base: int = 0
+    store: object = None
 
     @classmethod
-    def empty(cls, methods, n_frames: int, n_regions: int, pixel_size=None, label_dtype=np.uint8) -> "ExplainState":
-        """Zero totals for ``n_frames`` frames; ``pixel_size=(H, W)`` also keeps pixel maps."""
+    def empty(cls, methods, n_frames: int, n_regions: int, pixel_size=None, label_dtype=np.uint8,
+              window: int | None = None) -> "ExplainState":
+        """Zero totals for ``n_frames`` frames; ``pixel_size=(H, W)`` also keeps pixel maps,
+        of every frame, or of ``window`` frames when they go to a ``store`` as they
+        become final."""
         methods = list(methods)
         keep = pixel_size is not None
+        held = n_frames if window is None else min(window, n_frames)
         return cls(
             methods=methods,
             totals=np.zeros((len(methods), n_frames, n_regions), np.float64),
@@ -91,20 +102,19 @@ class ExplainState:
             prediction_sum=np.zeros(n_frames, np.float64),
             region_area=np.zeros((n_frames, n_regions), np.int64),
             timestamps=np.full(n_frames, np.nan),
-            pixels=np.zeros((len(methods), n_frames, *pixel_size), np.float32) if keep else None,
-            labels=np.zeros((n_frames, *pixel_size), label_dtype) if keep else None,
+            pixels=np.zeros((len(methods), held, *pixel_size), np.float32) if keep else None,
+            labels=np.zeros((held, *pixel_size), label_dtype) if keep else None,
             passes=dict.fromkeys(methods, 0),
         )
 
     def clear(self) -> None:
         """Forget every clip (a resumed run found that its video changed)."""
-        fresh = ExplainState.empty(self.methods, len(self.covered), self.totals.shape[2],
-                                   None if self.pixels is None else self.pixels.shape[2:],
-                                   np.uint8 if self.labels is None else self.labels.dtype)
+        fresh = ExplainState.empty(self.methods, 1, 1)
         for name in ARRAYS:
             if getattr(self, name) is not None:
-                getattr(self, name)[...] = getattr(fresh, name)
-        for name in ("done", "clip_starts", "clip_predictions", "clip_targets", "clip_stats", "passes", "shared_passes"):
+                getattr(self, name)[...] = np.nan if name == "timestamps" else 0
+        for name in ("done", "clip_starts", "clip_predictions", "clip_targets", "clip_stats", "passes", "shared_passes",
+                     "pixel_base"):
             setattr(self, name, getattr(fresh, name))
 
     def add(self, ctx: ClipContext, results: dict[str, MethodResult], positions: np.ndarray) -> None:
@@ -122,12 +132,15 @@ class ExplainState:
             np.add.at(out, inverse, values)
             return out / copies.reshape(-1, *[1] * (values.ndim - 1))
 
+        if self.store is not None:
+            self.flush(int(unique[0]))
+        rows = unique - self.pixel_base
         for m, name in enumerate(self.methods):
             result = results[name]
             self.passes[name] += result.passes
             self.totals[m][unique] += per_frame(result.region_time)
             if self.pixels is not None and result.pixel_map is not None:
-                self.pixels[m][unique] += per_frame(result.pixel_map).astype(np.float32)
+                self.pixels[m][rows] += per_frame(result.pixel_map).astype(np.float32)
             for key, value in result.stats.items():
                 self.clip_stats.setdefault(f"{name}_{key}", []).append(value)
         self.shared_passes += int("gradients" in ctx.cache)
@@ -137,7 +150,7 @@ class ExplainState:
         if ctx.timestamps is not None:
             self.timestamps[unique] = np.asarray(ctx.timestamps)[first]
         if self.labels is not None:
-            self.labels[unique] = ctx.region_map.labels[first]
+            self.labels[rows] = ctx.region_map.labels[first]
         self.clip_starts.append(int(ctx.region_map.frame_indices[0]))
         self.clip_predictions.append(ctx.prediction)
         self.clip_targets.append(ctx.target)
@@ -154,6 +167,10 @@ class ExplainState:
             >>> a.absorb(b); a.totals[0, :, 0].tolist(), a.done
             ([0.0, 0.0, 1.0, 1.0], 3)
         """
+        if self.store is not None or later.store is not None:
+            from ..errors import ExpressoError
+
+            raise ExpressoError("a run whose pixel maps go to a store cannot be split into slices")
         covered = later.covered > 0
         for name in ("totals", "covered", "prediction_sum", "pixels"):
             if getattr(self, name) is not None:
@@ -183,9 +200,32 @@ class ExplainState:
             raise ExpressoError(f"{int((counts == 0).sum())} frames were not covered by any clip; "
                                 "the face track and the video must have the same frames")
         attribution = (self.totals / counts[None, :, None]).astype(np.float32)
+        if self.store is not None:
+            self.flush(len(counts))
+            return attribution, None, (self.prediction_sum / counts).astype(np.float32)
         if self.pixels is not None:
             self.pixels /= counts[None, :, None, None]
         return attribution, self.pixels, (self.prediction_sum / counts).astype(np.float32)
+
+    def flush(self, upto: int) -> None:
+        """Write the frames before ``upto`` (final: no clip still to come covers them) to
+        the store, each divided by its number of covering clips as :meth:`averages` does,
+        and slide the window on to ``upto``."""
+        count = min(upto, len(self.covered)) - self.pixel_base
+        if count <= 0:
+            return
+        base, window = self.pixel_base, self.pixels.shape[1]
+        final = min(count, window)  # more than the window: frames no clip covered (averages refuses them)
+        counts = self.covered[base:base + final].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # float32 / float64 -> float32: the very operation of the in-memory `pixels /= counts`
+            maps = (self.pixels[:, :final] / counts[None, :, None, None]).astype(np.float32)
+        self.store.write(base, maps, self.labels[:final])
+        self.pixels[:, :window - final] = self.pixels[:, final:]
+        self.pixels[:, window - final:] = 0
+        self.labels[:window - final] = self.labels[final:]
+        self.labels[window - final:] = 0
+        self.pixel_base = base + count
 
     # --- checkpoint ---------------------------------------------------------------------
 
