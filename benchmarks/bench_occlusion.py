@@ -1,11 +1,11 @@
 """Occlusion through ``ex.explain`` against Captum's ``FeatureAblation`` at its best
-``perturbations_per_eval``, cold (a new process, empty batch-size cache: the probe runs)
-and warm (a new process, the cache written by the cold one), on one clip of r3d_18
+``perturbations_per_eval``, cold (a new process, empty batch-size cache: the first clip
+measures the batch size on its own perturbations) and warm (a new process, the cache written by the cold one), on one clip of r3d_18
 (random weights, 112 px) and on a longer video with the demo model; then adaptive
 occlusion against exhaustive: forwards, time and rank agreement over region × window
 units (Spearman, top-3 overlap).
 
-    .venv/bin/python benchmarks/bench_occlusion.py [--quick] [--repeats 3]
+    .venv/bin/python benchmarks/bench_occlusion.py [--quick] [--repeats 3] [--part captum|adaptive] [--models demo]
 
 ``--quick``: the demo model only, two repeats, Captum at 1 and 4 per forward. Each
 process time is one ``ex.explain`` call timed inside a fresh interpreter (the cache
@@ -141,7 +141,7 @@ def adaptive_against_exhaustive(name: str, n_frames: int, args) -> None:
         a, b = exhaustive[start:start + per_clip].ravel(), adaptive[start:start + per_clip].ravel()
         agreement.append(spearmanr(np.abs(a), np.abs(b)).statistic)
         overlaps.append(len(set(np.argsort(-np.abs(a))[:3]) & set(np.argsort(-np.abs(b))[:3])))
-    resolved = cubes[True]["occlusion_resolved"].values
+    resolved = cubes[True]["occlusion_resolved_fraction"].values
     print(f"\n{name}, adaptive vs exhaustive occlusion, {len(overlaps)} clip(s):")
     print(f"   forwards {forwards[True]} vs {forwards[False]} = {forwards[True] / forwards[False]:.2f}x (goal <= 0.33x); "
           f"time {seconds[True]:.2f} s vs {seconds[False]:.2f} s")
@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--stride", type=int, default=16)
+    parser.add_argument("--part", choices=("all", "captum", "adaptive"), default="all")
+    parser.add_argument("--models", default="", help="comma-separated, e.g. demo,r3d_18 (default: both; --quick: demo)")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     if args.child:
@@ -164,12 +166,11 @@ def main() -> None:
     if args.quick:
         args.repeats = 2
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
-    if not args.quick:
-        against_captum("r3d_18", 16, 16, args)
-    against_captum("demo", 64 if args.quick else 96, 16, args)
-    adaptive_against_exhaustive("demo", 64, args)
-    if not args.quick:
-        adaptive_against_exhaustive("r3d_18", 16, args)
+    models = args.models.split(",") if args.models else (["demo"] if args.quick else ["r3d_18", "demo"])
+    for name in models if args.part in ("all", "captum") else ():
+        against_captum(name, 16 if name == "r3d_18" else (64 if args.quick else 96), 16, args)
+    for name in models if args.part in ("all", "adaptive") else ():
+        adaptive_against_exhaustive(name, 16 if name == "r3d_18" else 64, args)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def test_measured_once_then_remembered_by_a_new_process_without_a_probe_forward(
     assert again.attrs["batch_size"] == first.attrs["batch_size"]
     work = len(calls)  # the clip's forward and its perturbation batches, nothing else
     n_features = json.loads(again.attrs["passes"])["occlusion"]
-    assert work == 1 + -(-n_features // again.attrs["batch_size"]) < probe_and_work
+    # the cold run measured on its real perturbations (no probe either), in smaller batches
+    assert work == 1 + -(-n_features // again.attrs["batch_size"]) <= probe_and_work
     assert (again.attribution.values == first.attribution.values).all()
 
 

@@ -10,6 +10,8 @@ Schema (``cube_version`` 1)::
     clip_start   (clip,)                    int64    optional: first frame of each model clip
     clip_prediction (clip,)                 float32  optional
     <clip stat>  (clip,)                    any      optional, e.g. integrated_gradients_steps
+    <cell stat>  (time, region)             float32  optional, mean of a per-cell clip stat over the
+                                                     clips covering the frame, e.g. occlusion_resolved
     pixels       (explainer, time, y, x)    float32  optional, for overlays
     region_label (time, y, x)               uint8/16 optional, each pixel's region (regions.label_encoding)
     crop_matrix  (time, affine_row, affine_col) float64 optional, video pixels -> model-input pixels
@@ -214,6 +216,32 @@ def _clip_variables(clip_start: Any, clip_prediction: Any, clip_stats: Mapping[s
     return {"clip": ("clip", np.arange(n_clips, dtype=np.int64))}, data_vars
 
 
+def _cell_variables(clip_start: Any, clip_stats: dict, frames: np.ndarray, n_regions: int) -> dict:
+    """Clip stats given per cell, ``(clip, clip frame, region)`` (e.g. adaptive occlusion's
+    ``occlusion_resolved``), taken out of ``clip_stats`` and stored on ``(time, region)``:
+    each frame's mean over the clips that covered it (a clip frame past the video's end
+    repeats its last frame, as the engine pads short videos)."""
+    if clip_start is None:  # _clip_variables refuses the stats without their clips
+        return {}
+    cells = {name: np.asarray(value) for name, value in clip_stats.items() if np.ndim(value) == 3}
+    data_vars = {}
+    for name, value in cells.items():
+        _check_clip_stat_name(name)
+        del clip_stats[name]
+        starts = np.asarray(clip_start)
+        if value.shape[0] != len(starts) or value.shape[2] != n_regions or value.dtype.kind not in "biuf":
+            raise CubeError(f"clip_stats[{name!r}] has shape {value.shape} and dtype {value.dtype}; a per-cell "
+                            f"stat is numbers or booleans of shape (clip={len(starts)}, clip frame, region={n_regions})")
+        positions = np.minimum(starts[:, None] + np.arange(value.shape[1]), frames[-1])
+        rows = np.searchsorted(frames, positions).ravel()
+        total, covered = np.zeros((len(frames), n_regions)), np.zeros(len(frames))
+        np.add.at(total, rows, value.reshape(-1, n_regions).astype(np.float64))
+        np.add.at(covered, rows, 1)
+        mean = (total / np.where(covered, covered, np.nan)[:, None]).astype(np.float32)
+        data_vars[name] = (("time", "region"), mean, {"long_name": f"{name}: mean over the clips covering the frame"})
+    return data_vars
+
+
 def _pixel_variable(pixels: Any, n_explainers: int, n_frames: int) -> dict:
     dims = ("explainer", "time", "y", "x")
     array = _named_array(pixels, "pixels", dims)
@@ -315,7 +343,10 @@ def make_cube(
             model-input pixels (``[x', y'] = M @ [x, y, 1]``), so overlays can be drawn
             on the video.
         clip_stats: ``{name: (clip,) array}`` per-clip diagnostics, each stored as a
-            data variable on ``clip`` (e.g. ``integrated_gradients_converged``).
+            data variable on ``clip`` (e.g. ``integrated_gradients_converged``); a
+            ``(clip, clip frame, region)`` array is a per-cell diagnostic, stored on
+            ``(time, region)`` as each frame's mean over the clips covering it (e.g.
+            ``occlusion_resolved``: the share of those clips that measured the cell alone).
         attrs: provenance; nested values (``methods``: each method's parameters,
             ``versions``) are stored as JSON text. ``created`` and library ``versions``
             are filled in (the caller's values win, versions are merged).
@@ -345,7 +376,9 @@ def make_cube(
     shape = (len(explainer_labels), len(frames), len(region_labels))
     data_vars = _frame_variables(attribution, shape, region_area, face_found, prediction)
     coords = _coords(explainer_labels, frames, seconds, region_labels)
-    clip_coords, clip_vars = _clip_variables(clip_start, clip_prediction, dict(clip_stats or {}))
+    clip_stats = dict(clip_stats or {})
+    data_vars.update(_cell_variables(clip_start, clip_stats, frames, len(region_labels)))
+    clip_coords, clip_vars = _clip_variables(clip_start, clip_prediction, clip_stats)
     coords.update(clip_coords)
     data_vars.update(clip_vars)
     data_vars.update(_overlay_variables(pixels, region_label, crop_matrix, region_labels, shape))

@@ -1,9 +1,11 @@
 """How many perturbed inputs or path steps go into one forward, measured once per model,
 input shape, device, torch version and thread count, and remembered on disk.
 
-Measuring costs about twenty forwards (one r3d_18 clip's occlusion spends a quarter of
-Captum's whole time on it), and before this module every new process paid it again. The
-measured size goes to ``batch_sizes.json`` in the user's cache folder:
+A separate probe costs about twenty forwards (one r3d_18 clip's occlusion spent a quarter
+of Captum's whole time on it). So when every batching method of a run can (occlusion),
+the first clip measures on its real work instead (``run_in_batches``: growing
+batches of real perturbations, every output kept); other runs still probe
+(``batch_size_for``). The found size goes to ``batch_sizes.json`` in the user's cache folder:
 ``$EXPRESSO_XAI_CACHE``, else ``$XDG_CACHE_HOME/expresso-xai``, else
 ``~/.cache/expresso-xai``; ``EXPRESSO_XAI_CACHE=""`` turns the file off. A file that
 cannot be read or written is ignored (the size is measured again), never fatal.
@@ -16,6 +18,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Iterable
 
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 CACHE_FILE = "batch_sizes.json"
 
 _BATCH_CACHE: dict = {}  # this process: the file's key -> size
+_WAITING: dict = {}  # the file's key -> run states whose first clip measures it on real work
+_CANDIDATES = (1, 2, 4, 8, 16)
 
 
 def cache_folder() -> Path | None:
@@ -134,7 +139,7 @@ def batch_size_for(model, x, candidates: Iterable[int] = (1, 2, 4, 8, 16), repea
 
 
 def fastest_batch(model, x, candidates: Iterable[int] = (1, 2, 4, 8, 16), repeats: int = 2) -> int:
-    """The batch size of :func:`batch_size_for`, without its source.
+    """The batch size of ``batch_size_for``, without its source.
 
     Example:
         >>> from expresso_xai.testing import tiny_model
@@ -147,7 +152,7 @@ def fastest_batch(model, x, candidates: Iterable[int] = (1, 2, 4, 8, 16), repeat
 
 def settle_batch_size(plan, state, x) -> None:
     """Give ``state`` its batch size on the first clip of a run that needs one (``x``, the
-    clip's input): measured or remembered by :func:`batch_size_for`, then kept, so a
+    clip's input): measured or remembered by ``batch_size_for``, then kept, so a
     resumed run batches exactly like the first. A given or already settled size stays.
 
     Example:
@@ -160,5 +165,98 @@ def settle_batch_size(plan, state, x) -> None:
         >>> state.batch_size in (1, 2, 4, 8, 16), state.batch_source in ("measured", "remembered")
         (True, True)
     """
-    if state.batch_size is None and plan.needs_batch_size:
+    if state.batch_size is not None or not plan.needs_batch_size:
+        return
+    key = _disk_key(plan.model, x)
+    known = _BATCH_CACHE.get(key) or _remembered(plan.model, x)
+    if known is not None:  # "measuring" here: a resumed run whose first clip found it
+        _BATCH_CACHE[key] = known
+        state.batch_size = known
+        state.batch_source = "measured" if state.batch_source == "measuring" else "remembered"
+    elif _measured_on_real_work(plan):
+        state.batch_source = "measuring"
+        _WAITING.setdefault(key, weakref.WeakSet()).add(state)
+    else:
         state.batch_size, state.batch_source = batch_size_for(plan.model, x)
+
+
+def _measured_on_real_work(plan) -> bool:
+    """Whether every method that batches can measure the size on its own first batches
+    (occlusion can: its perturbations are independent forwards of the same shape)."""
+    return all(getattr(method, "measures_batch_size", False) for method in plan.methods.values()
+               if not method.shares_gradient)
+
+
+def run_in_batches(model, x, n_items: int, forward, batch_size: int | None = None) -> None:
+    """Call ``forward(start, stop)`` on items ``0..n_items-1`` in consecutive batches:
+    ``batch_size`` per batch when given, else the size remembered for ``(model, x)``, else,
+    when a run waits for that size (``settle_batch_size`` said ``"measuring"``),
+    growing on the real items themselves: 1 (warm-up), 1, 2, 4, 8, 16 until two sizes in a
+    row improve the time per item by less than 5%, then the best for the rest; the found size is remembered like a
+    probe's, and no forward is spent on anything but the items. Else 1.
+
+    Example:
+        >>> from expresso_xai.testing import tiny_model
+        >>> model = tiny_model(input_size=(64, 64))
+        >>> batches = []
+        >>> run_in_batches(model, model.probe_input(), 7, lambda start, stop: batches.append((start, stop)), 3)
+        >>> batches
+        [(0, 3), (3, 6), (6, 7)]
+    """
+    key = _disk_key(model, x)
+    size = batch_size or _BATCH_CACHE.get(key)
+    if size is None and _WAITING.get(key):
+        start = _grow(model, x, n_items, forward)
+        size = _BATCH_CACHE.get(key, 1)
+    else:
+        start, size = 0, int(size or 1)
+    for start in range(start, n_items, size):
+        forward(start, min(n_items, start + size))
+
+
+def _grow(model, x, n_items: int, forward) -> int:
+    """Batches of growing size over the first items, timed; returns the next item and
+    remembers the best size (see ``run_in_batches``)."""
+    best, best_time, start, misses = 1, float("inf"), 0, 0
+    for index, size in enumerate((1, *_CANDIDATES)):
+        stop = min(n_items, start + size)
+        if stop - start < size:  # too few items left to time this size fairly
+            break
+        began = time.perf_counter()
+        try:
+            forward(start, stop)
+        except RuntimeError as exc:  # out of memory on an accelerator: nothing of it was kept
+            log.info("batch of %d failed (%s); keeping %d", size, exc, best)
+            break
+        per_item = (time.perf_counter() - began) / size
+        start = stop
+        if index == 0:  # the first forward of a process is a warm-up, too slow to compare
+            continue
+        if per_item < 0.95 * best_time:
+            best, best_time, misses = size, per_item, 0
+        elif misses:  # two sizes in a row no faster: one slow timing on a busy machine is not enough
+            break
+        else:
+            misses = 1
+    if best_time < float("inf"):  # else too few items to compare: a later call measures
+        learned(model, x, best)
+    return start
+
+
+def learned(model, x, size: int) -> None:
+    """Keep ``size`` as the batch size for ``(model, x)``: in this process, on disk, and in
+    the run states that wait for it (their source becomes ``"measured"``).
+
+    Example:
+        >>> from expresso_xai.testing import tiny_model
+        >>> model = tiny_model(input_size=(64, 64))
+        >>> learned(model, model.probe_input(), 4)
+        >>> batch_size_for(model, model.probe_input())
+        (4, 'remembered')
+    """
+    key = _disk_key(model, x)
+    _BATCH_CACHE[key] = int(size)
+    _remember(model, x, size)
+    for state in _WAITING.pop(key, ()):
+        if state.batch_size is None:
+            state.batch_size, state.batch_source = int(size), "measured"

@@ -83,7 +83,9 @@ def explain(
             the same run made it.
         batch_size: perturbations or path steps per forward; ``"auto"`` measures what is
             fastest on the device once per model, input shape, device and torch version,
-            and remembers it in the user's cache folder (``batching``); the cube's
+            and remembers it in the user's cache folder (``batching``); when occlusion is
+            the only method that batches, the first clip's own perturbations are the
+            measurement (no probe forwards); the cube's
             ``batch_size_source`` attr says whether it was given, measured or remembered.
         seed: seeds stochastic methods (smoothgrad, shapley); the same seed gives the same cube.
         crop: the face crop; default ``FaceCrop.from_track(faces, size=model.input_size)``.

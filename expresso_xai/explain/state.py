@@ -54,8 +54,9 @@ class ExplainState:
         shared_passes: clips whose gradient methods shared one pass.
         batch_size: perturbations per forward, once measured (kept so a resumed run
             batches exactly like the first).
-        batch_source: where it came from: ``"given"`` (``batch_size=``), ``"measured"``
-            or ``"remembered"`` (``expresso_xai.explain.batching``), ``""`` when unused.
+        batch_source: where it came from: ``"given"`` (``batch_size=``), ``"measured"``,
+            ``"remembered"`` or, until the first clip's occlusion has found it on its real
+            perturbations, ``"measuring"`` (``expresso_xai.explain.batching``), ``""`` when unused.
         video_digest: the hash of the frames the finished clips were decoded from, so a
             resumed run can tell that the file was replaced in between.
 

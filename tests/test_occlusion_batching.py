@@ -1,0 +1,80 @@
+"""Occlusion measures its batch size on its first clip's real perturbations: a cold run
+spends no forward on a probe, gives what a run with the size given gives, and remembers
+the size it found."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import expresso_xai as ex
+from expresso_xai.explain import batching
+from expresso_xai.testing import tiny_model
+
+WINDOW = 4
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPRESSO_XAI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(batching, "_BATCH_CACHE", {})  # a new process
+    monkeypatch.setattr(batching, "_WAITING", {})
+    return tmp_path / "cache" / batching.CACHE_FILE
+
+
+@pytest.fixture(scope="module")
+def clip():
+    video = ex.load_video(ex.samples.sample_path("participant_low"), max_frames=24)
+    return video, ex.track_faces(video, progress=False)
+
+
+def _counted(model):
+    batches = []
+    model.module.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    return batches
+
+
+def _occlude(model, clip, frames=16, **options):
+    video, faces = clip
+    return ex.explain(model, video[:frames], faces=faces[:frames], methods=["occlusion"], progress=False,
+                      occlusion={"window": WINDOW}, **options)
+
+
+def test_a_cold_run_spends_one_forward_per_feature_and_one_for_the_clip(cache, clip):
+    model = tiny_model(input_size=(64, 64))
+    batches = _counted(model)
+    cold = _occlude(model, clip)
+    n_features = json.loads(cold.attrs["passes"])["occlusion"]
+    assert sum(batches) == n_features + 1  # the probe's forwards were real perturbations
+    assert batches[:3] == [1, 1, 1] and max(batches) > 1  # the clip, a warm-up, then growing
+    assert cold.attrs["batch_size_source"] == "measured"
+    size = cold.attrs["batch_size"]
+    assert json.loads(cache.read_text()) == {batching._disk_key(model, model.probe_input()): size}
+    given = _occlude(model, clip, batch_size=1)
+    scale = float(np.abs(given.attribution.values).max())
+    # batched convolutions sum in another order: float32 noise only (1e-5 of the largest)
+    np.testing.assert_allclose(cold.attribution.values, given.attribution.values, rtol=0, atol=1e-5 * scale)
+
+
+def test_later_clips_batch_at_the_size_the_first_found_and_a_new_run_remembers_it(cache, clip):
+    model = tiny_model(input_size=(64, 64))
+    batches = _counted(model)
+    cube = _occlude(model, clip, frames=24, stride=8)
+    size = cube.attrs["batch_size"]
+    per_clip = json.loads(cube.attrs["passes"])["occlusion"] // 2
+    second = batches[len(batches) - (1 + -(-per_clip // size)):]
+    assert second[0] == 1 and set(second[1:-1]) <= {size} and sum(second) == per_clip + 1
+    batches.clear()
+    again = _occlude(model, clip)
+    assert again.attrs["batch_size_source"] == "remembered" and again.attrs["batch_size"] == size
+    assert sum(batches) == json.loads(again.attrs["passes"])["occlusion"] + 1
+
+
+def test_with_another_batching_method_the_probe_runs_before_the_clip(cache, clip):
+    model = tiny_model(input_size=(64, 64))
+    video, faces = clip
+    cube = ex.explain(model, video[:16], faces=faces[:16], methods=["occlusion", "shapley"], progress=False,
+                      occlusion={"window": 8}, shapley={"n_samples": 2})
+    assert cube.attrs["batch_size_source"] == "measured" and cache.exists()
