@@ -410,10 +410,8 @@ def stream_video(
     memory. Raises :class:`~expresso_xai.errors.VideoReadError` for a missing, empty or
     undecodable file, and warns with
     :class:`~expresso_xai.errors.TruncatedVideoWarning` when fewer frames decode than
-    the header announces. ``first`` starts at that frame of the file: the frames before
-    it are grabbed without being converted or kept (frame by frame, so the numbering is
-    exact whatever the container's index says), and ``max_frames`` still counts from the
-    file's first frame.
+    the header announces. ``first`` starts at that frame, grabbing those before it one by
+    one without converting them (exact numbering); ``max_frames`` counts from frame 0.
 
     Example:
         >>> import expresso_xai as ex
