@@ -440,7 +440,7 @@ def stream_video(
                 frames.append(item[0])
                 stamps.append(item[1])
             if frames:
-                if start == 0 and decoder.timing is None:  # no timing table: the first frames tell the rate
+                if start == first and decoder.timing is None:  # no timing table: the first frames tell the rate
                     decoder.fps = rate_from_timestamps(np.asarray(stamps), decoder.fps, source=path)
                 shapes = {f.shape for f in frames}
                 if len(shapes) > 1:

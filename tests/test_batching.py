@@ -33,7 +33,8 @@ def clip():
 
 def _occlude(model, clip, **options):
     video, faces = clip
-    return ex.explain(model, video, faces=faces, methods=["occlusion"], progress=False, occlusion={"window": 8},
+    # window 4: 48 units, enough for the growth on the first clip to settle a size (1+1+2+4+8+16)
+    return ex.explain(model, video, faces=faces, methods=["occlusion"], progress=False, occlusion={"window": 4},
                       **options)
 
 
@@ -42,7 +43,7 @@ def test_measured_once_then_remembered_by_a_new_process_without_a_probe_forward(
     calls = _counting(model)
     first = _occlude(model, clip)
     assert first.attrs["batch_size_source"] == "measured" and cache.exists()
-    probe_and_work = len(calls)
+    cold_samples = sum(calls)
     monkeypatch.setattr(batching, "_BATCH_CACHE", {})
     calls.clear()
     again = _occlude(model, clip)
@@ -50,9 +51,12 @@ def test_measured_once_then_remembered_by_a_new_process_without_a_probe_forward(
     assert again.attrs["batch_size"] == first.attrs["batch_size"]
     work = len(calls)  # the clip's forward and its perturbation batches, nothing else
     n_features = json.loads(again.attrs["passes"])["occlusion"]
-    # the cold run measured on its real perturbations (no probe either), in smaller batches
-    assert work == 1 + -(-n_features // again.attrs["batch_size"]) <= probe_and_work
-    assert (again.attribution.values == first.attribution.values).all()
+    assert work == 1 + -(-n_features // again.attrs["batch_size"])
+    # the cold run measured on its real perturbations: no probe sample either
+    assert cold_samples == sum(calls) == n_features + 1
+    # batches of other sizes sum convolutions in another order: float32 noise only
+    scale = float(abs(first.attribution.values).max())
+    assert abs(again.attribution.values - first.attribution.values).max() <= 1e-5 * scale
 
 
 def test_a_given_batch_size_skips_the_probe_and_the_file(cache, clip):

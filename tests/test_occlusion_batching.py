@@ -5,6 +5,7 @@ the size it found."""
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -78,3 +79,25 @@ def test_with_another_batching_method_the_probe_runs_before_the_clip(cache, clip
     cube = ex.explain(model, video[:16], faces=faces[:16], methods=["occlusion", "shapley"], progress=False,
                       occlusion={"window": 8}, shapley={"n_samples": 2})
     assert cube.attrs["batch_size_source"] == "measured" and cache.exists()
+
+
+def test_a_clip_with_too_few_perturbations_to_settle_a_size_remembers_none(cache, clip, monkeypatch):
+    model = tiny_model(input_size=(64, 64))
+    video, faces = clip
+    ticks = iter(range(10**6))  # every batch takes one tick: larger ones always look faster per item
+    monkeypatch.setattr(batching, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    # window 8 on 16 frames: 24 units, too few for 1+1+2+4+8+16, so the growth stops at 8
+    cube = ex.explain(model, video[:16], faces=faces[:16], methods=["occlusion"], progress=False,
+                      occlusion={"window": 8})
+    assert cube.attrs["batch_size_source"] == "measured per clip"
+    assert not cache.exists() and not batching._BATCH_CACHE  # a small first call fixes nothing for good
+
+
+def test_occlusions_own_perturbations_per_eval_is_the_given_size(cache, clip):
+    model = tiny_model(input_size=(64, 64))
+    batches = _counted(model)
+    video, faces = clip
+    cube = ex.explain(model, video[:16], faces=faces[:16], methods=["occlusion"], progress=False,
+                      occlusion={"window": WINDOW, "perturbations_per_eval": 4})
+    assert (cube.attrs["batch_size"], cube.attrs["batch_size_source"]) == (4, "given")
+    assert max(batches) == 4 and not cache.exists()  # no probe, nothing remembered

@@ -167,6 +167,12 @@ def settle_batch_size(plan, state, x) -> None:
     """
     if state.batch_size is not None or not plan.needs_batch_size:
         return
+    own = {method.options.get("perturbations_per_eval") for method in plan.methods.values()
+           if not method.shares_gradient}
+    if None not in own:  # every method that batches has its own perturbations_per_eval
+        state.batch_size = own.pop() if len(own) == 1 else None
+        state.batch_source = "given"
+        return
     key = _disk_key(plan.model, x)
     known = _BATCH_CACHE.get(key) or _remembered(plan.model, x)
     if known is not None:  # "measuring" here: a resumed run whose first clip found it
@@ -206,21 +212,23 @@ def run_in_batches(model, x, n_items: int, forward, batch_size: int | None = Non
     key = _disk_key(model, x)
     size = batch_size or _BATCH_CACHE.get(key)
     if size is None and _WAITING.get(key):
-        start = _grow(model, x, n_items, forward)
-        size = _BATCH_CACHE.get(key, 1)
+        start, size = _grow(model, x, n_items, forward)
     else:
         start, size = 0, int(size or 1)
     for start in range(start, n_items, size):
         forward(start, min(n_items, start + size))
 
 
-def _grow(model, x, n_items: int, forward) -> int:
-    """Batches of growing size over the first items, timed; returns the next item and
-    remembers the best size (see ``run_in_batches``)."""
-    best, best_time, start, misses = 1, float("inf"), 0, 0
+def _grow(model, x, n_items: int, forward) -> tuple[int, int]:
+    """Batches of growing size over the first items, timed; returns the next item and the
+    size for the rest, and remembers it (see ``run_in_batches``) unless the items ran out
+    before the growth settled: then the size serves this call only, and a later call with
+    more items measures again (a small first call must not fix a small size for good)."""
+    best, best_time, start, misses, settled = 1, float("inf"), 0, 0, True
     for index, size in enumerate((1, *_CANDIDATES)):
         stop = min(n_items, start + size)
         if stop - start < size:  # too few items left to time this size fairly
+            settled = False
             break
         began = time.perf_counter()
         try:
@@ -238,9 +246,9 @@ def _grow(model, x, n_items: int, forward) -> int:
             break
         else:
             misses = 1
-    if best_time < float("inf"):  # else too few items to compare: a later call measures
+    if settled and best_time < float("inf"):
         learned(model, x, best)
-    return start
+    return start, best
 
 
 def learned(model, x, size: int) -> None:

@@ -389,7 +389,9 @@ def run_attrs(plan: ExplainPlan, source: VideoSource, crop: FaceCrop, state: Exp
         "stride": plan.stride,
         "seed": plan.seed,
         "batch_size": int(state.batch_size or 1),
-        "batch_size_source": state.batch_source or "unused",
+        # "measuring" left at the end: each clip had too few perturbations to settle one size
+        "batch_size_source": {"measuring": "measured per clip", "": "unused"}.get(state.batch_source,
+                                                                                 state.batch_source),
         "clips_per_batch": int(plan.clips_measured or (plan.clips_per_batch if plan.clips_per_batch != "auto" else 1)),
         "autocast": plan.autocast or "",
         "device": str(plan.device),

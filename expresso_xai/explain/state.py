@@ -56,7 +56,8 @@ class ExplainState:
             batches exactly like the first).
         batch_source: where it came from: ``"given"`` (``batch_size=``), ``"measured"``,
             ``"remembered"`` or, until the first clip's occlusion has found it on its real
-            perturbations, ``"measuring"`` (``expresso_xai.explain.batching``), ``""`` when unused.
+            perturbations, ``"measuring"`` (``expresso_xai.explain.batching``; the cube says
+            ``"measured per clip"`` when no clip had enough to settle it), ``""`` when unused.
         video_digest: the hash of the frames the finished clips were decoded from, so a
             resumed run can tell that the file was replaced in between.
 
