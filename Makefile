@@ -28,9 +28,10 @@ demo: $(STAMP)
 # The docs are built after pytest: tests/test_notebooks.py leaves each executed notebook
 # in test-artifacts/notebooks/, and the site renders those outputs instead of running the
 # notebooks again. They are built even when pytest failed (a broken reference is reported
-# too), and `make test` fails if either did.
+# too), and `make test` fails if either did. The checks of the built site run after it.
 test: $(STAMP) browser
-	@$(PY) -m pytest -ra; status=$$?; $(MAKE) docs && exit $$status
+	@$(PY) -m pytest -ra --ignore=tests/test_docs_site.py; status=$$?; \
+	$(MAKE) docs && $(PY) -m pytest -q -ra tests/test_docs_site.py && exit $$status
 
 # The documentation site (docs/site, Sphinx): built offline, warnings are errors, so a
 # broken reference (on any page, API pages included) or docstring fails `make test`.
