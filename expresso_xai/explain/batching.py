@@ -31,7 +31,7 @@ CACHE_FILE = "batch_sizes.json"
 
 _BATCH_CACHE: dict = {}  # this process: the file's key -> size
 _WAITING: dict = {}  # the file's key -> run states whose first clip measures it on real work
-_CANDIDATES = (1, 2, 4, 8, 16)
+_CANDIDATES = (1, 2, 4, 8, 16)  # batch sizes tried, by the probe and by the growth on real work
 
 
 def cache_folder() -> Path | None:
@@ -111,7 +111,7 @@ def _measure(model, x, candidates: Iterable[int], repeats: int) -> int:
     return best
 
 
-def batch_size_for(model, x, candidates: Iterable[int] = (1, 2, 4, 8, 16), repeats: int = 2) -> tuple[int, str]:
+def batch_size_for(model, x, candidates: Iterable[int] = _CANDIDATES, repeats: int = 2) -> tuple[int, str]:
     """``(size, source)``: the batch size with the lowest time per sample for no-grad
     forwards of ``x`` on its device, and where it came from: ``"measured"`` (now),
     ``"remembered"`` (the cache file, or earlier in this process).
@@ -138,7 +138,7 @@ def batch_size_for(model, x, candidates: Iterable[int] = (1, 2, 4, 8, 16), repea
     return size, source
 
 
-def fastest_batch(model, x, candidates: Iterable[int] = (1, 2, 4, 8, 16), repeats: int = 2) -> int:
+def fastest_batch(model, x, candidates: Iterable[int] = _CANDIDATES, repeats: int = 2) -> int:
     """The batch size of ``batch_size_for``, without its source.
 
     Example:
