@@ -101,3 +101,33 @@ def test_occlusions_own_perturbations_per_eval_is_the_given_size(cache, clip):
                       occlusion={"window": WINDOW, "perturbations_per_eval": 4})
     assert (cube.attrs["batch_size"], cube.attrs["batch_size_source"]) == (4, "given")
     assert max(batches) == 4 and not cache.exists()  # no probe, nothing remembered
+
+
+def _grown(monkeypatch, cost_per_item: dict, n_items: int = 48) -> tuple[list, int]:
+    """The sizes ``_grow`` tries on a fake clock where a batch of ``size`` costs
+    ``size * cost_per_item[size]`` ticks, and the size it keeps for the rest."""
+    model = tiny_model(input_size=(64, 64))
+    clock = [0.0]
+    monkeypatch.setattr(batching, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    tried = []
+
+    def forward(start, stop):
+        tried.append(stop - start)
+        clock[0] += (stop - start) * cost_per_item[stop - start]
+
+    start, size = batching._grow(model, model.probe_input(), n_items, forward)
+    assert start == sum(tried)  # every item timed was real work, none repeated
+    return tried, size
+
+
+def test_the_growth_stops_at_the_first_clearly_slower_size(cache, monkeypatch):
+    # r3d_18 on 2 cores: 2 per forward is fastest, 4 about 17% slower per item; trying 8
+    # as well would cost its 8 items the same again
+    tried, size = _grown(monkeypatch, {1: 1.0, 2: 0.85, 4: 1.0, 8: 1.0, 16: 1.0})
+    assert tried == [1, 1, 2, 4] and size == 2
+
+
+def test_a_marginally_slower_size_gets_one_more_try(cache, monkeypatch):
+    # 4 is 3% slower than 2 (noise on a busy machine?); 8 is faster again and wins
+    tried, size = _grown(monkeypatch, {1: 1.0, 2: 0.85, 4: 0.875, 8: 0.7, 16: 0.75})
+    assert tried == [1, 1, 2, 4, 8, 16] and size == 8

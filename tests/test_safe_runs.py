@@ -67,7 +67,7 @@ def test_a_checkpoint_of_the_same_file_still_resumes(two_videos, tmp_path):
     crop = engine._crop_for(model, faces, None)
     state = engine.new_state(plan, len(faces))
     for positions, clip in source.clips(plan, state, progress=False):
-        ctx = engine._prepare(plan, state, clip, positions, faces, crop)
+        ctx = engine._prepare(plan, state, engine.clip_input(plan, clip, positions, faces, crop))
         state.add(ctx, engine.run_methods(ctx, plan.methods), positions)
         state.video_digest = source.digest_after(state.done)
         if state.done == 2:

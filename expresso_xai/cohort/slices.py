@@ -151,7 +151,7 @@ def explain_slice(entry: Entry, model, settings: dict, store: str, first: int, s
     """Explain clips ``[first, stop)`` of a participant and save their running totals."""
     from ..clips import iter_clips
     from ..explain.clip import run_methods
-    from ..explain.engine import _prepare
+    from ..explain.engine import _prepare, clip_input
     from .task import attempt, resolve_model
 
     if ready.get("status") == "failed":
@@ -172,7 +172,7 @@ def explain_slice(entry: Entry, model, settings: dict, store: str, first: int, s
                 break
             if index >= first:
                 positions = clip.indices - source.first_frame
-                ctx = _prepare(plan, state, clip, positions, faces, crop)
+                ctx = _prepare(plan, state, clip_input(plan, clip, positions, faces, crop))
                 state.add(ctx, run_methods(ctx, plan.methods), positions)
         state.save(path, fingerprint)
         return "sliced"

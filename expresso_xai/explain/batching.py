@@ -32,6 +32,7 @@ CACHE_FILE = "batch_sizes.json"
 _BATCH_CACHE: dict = {}  # this process: the file's key -> size
 _WAITING: dict = {}  # the file's key -> run states whose first clip measures it on real work
 _CANDIDATES = (1, 2, 4, 8, 16)  # batch sizes tried, by the probe and by the growth on real work
+_CLEARLY_SLOWER = 1.1  # per item, against the best so far: the growth stops at once
 
 
 def cache_folder() -> Path | None:
@@ -197,8 +198,9 @@ def run_in_batches(model, x, n_items: int, forward, batch_size: int | None = Non
     """Call ``forward(start, stop)`` on items ``0..n_items-1`` in consecutive batches:
     ``batch_size`` per batch when given, else the size remembered for ``(model, x)``, else,
     when a run waits for that size (``settle_batch_size`` said ``"measuring"``),
-    growing on the real items themselves: 1 (warm-up), 1, 2, 4, 8, 16 until two sizes in a
-    row improve the time per item by less than 5%, then the best for the rest; the found size is remembered like a
+    growing on the real items themselves: 1 (warm-up), 1, 2, 4, 8, 16 until a size is
+    over 10% slower per item than the best, or two in a row improve it by less than 5%,
+    then the best for the rest; the found size is remembered like a
     probe's, and no forward is spent on anything but the items. Else 1.
 
     Example:
@@ -242,7 +244,9 @@ def _grow(model, x, n_items: int, forward) -> tuple[int, int]:
             continue
         if per_item < 0.95 * best_time:
             best, best_time, misses = size, per_item, 0
-        elif misses:  # two sizes in a row no faster: one slow timing on a busy machine is not enough
+        elif misses or per_item > _CLEARLY_SLOWER * best_time:
+            # clearly slower, or two sizes in a row no faster (one marginal timing on a busy
+            # machine is not enough): each larger size tried costs its items' extra time
             break
         else:
             misses = 1

@@ -31,7 +31,7 @@ from ..regions import label_dtype
 from ..video import FrameHasher, Video, load_video
 from .batching import fastest_batch, settle_batch_size  # noqa: F401  (fastest_batch: importable from here)
 from .batched import explain_in_batches
-from .clip import forward_clip, run_methods
+from .clip import ClipInput, forward_clip, run_methods
 from .plan import ExplainPlan, clip_seed, plan_explain
 from .prefetch import DEFAULT_PREFETCH, ClipFeed, clip_input, prefetch_for
 from .pixel_store import store_for
@@ -287,13 +287,11 @@ def new_state(plan: ExplainPlan, n_frames: int) -> ExplainState:
     return state
 
 
-def _prepare(plan: ExplainPlan, state: ExplainState, clip, positions=None, faces: FaceTrack | None = None,
-             crop: FaceCrop | None = None):
-    """The clip step for one clip of the run: a :class:`ClipInput` (cropped ahead by the
-    :class:`ClipFeed`) or a clip of source frames at ``positions`` of ``faces`` and ``crop``;
-    measures the batch size on the first clip that needs one (kept in the state, so a
-    resumed run batches the same way)."""
-    clip = clip_input(plan, clip, positions, faces, crop)
+def _prepare(plan: ExplainPlan, state: ExplainState, clip: ClipInput):
+    """The clip step for one clip of the run, cropped ahead (by the :class:`ClipFeed`, or
+    :func:`clip_input` for a clip of source frames); measures the batch size on the first
+    clip that needs one (kept in the state, so a resumed run batches the same way)."""
+    clip = clip_input(plan, clip)
     ctx = forward_clip(plan.model, clip, target=plan.target, device=plan.device,
                        seed=clip_seed(plan.seed, state.done), batch_size=state.batch_size,
                        gradient_layer=plan.layer, keep_graph=plan.shares_gradient)
