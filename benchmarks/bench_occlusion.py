@@ -2,7 +2,8 @@
 ``perturbations_per_eval``, cold (a new process, empty batch-size cache: the first clip
 measures the batch size on its own perturbations) and warm (a new process, the cache
 written by the cold one), on one clip of r3d_18
-(random weights, 112 px) and on a longer video with the demo model; then adaptive
+(random weights, 112 px) and on the whole 10 s sample (240 frames, 15 clips) with the
+demo model; then adaptive
 occlusion against exhaustive: forwards, time and rank agreement over region × window
 units (Spearman, top-3 overlap).
 
@@ -209,7 +210,7 @@ def main() -> None:
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     models = args.models.split(",") if args.models else (["demo"] if args.quick else ["r3d_18", "demo"])
     for name in models if args.part in ("all", "captum") else ():
-        against_captum(name, 16 if name == "r3d_18" else (64 if args.quick else 96), 16, args)
+        against_captum(name, 16 if name == "r3d_18" else (64 if args.quick else 240), 16, args)
     for name in models if args.part in ("all", "adaptive") else ():
         adaptive_against_exhaustive(name, 16 if name == "r3d_18" else 64, args)
 
