@@ -1,12 +1,15 @@
-"""Shared fixtures: the shipped sample videos, loaded and tracked once per session."""
+"""Shared fixtures: the shipped sample videos, loaded and tracked once per session, and\nthe browser of the browser tests."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import expresso_xai as ex
 from expresso_xai import samples
+from expresso_xai.testing import chromium, find_chromium
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +68,15 @@ def fragile_saliency():
     yield make
     for method in made:
         METHODS.pop(method.name, None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright, one per test module; the browser tests are
+    skipped with a loud reason where it is not installed."""
+    if find_chromium() is None:
+        pytest.skip("BROWSER TESTS SKIPPED: Debian's chromium is not installed. `make test` installs it with "
+                    "apt-get where apt is available; otherwise run `apt-get install -y chromium`.")
+    (Path(__file__).resolve().parents[1] / "test-artifacts" / "browser").mkdir(parents=True, exist_ok=True)
+    with chromium() as browser:
+        yield browser

@@ -111,6 +111,56 @@ def open_explorer(page, path, timeout_ms: int = 60_000) -> None:
     page.wait_for_selector(".xe[data-ready='1']", timeout=timeout_ms)
 
 
+def heatmap_rows(page) -> tuple[int, list[str]]:
+    """Rows of an opened Explorer's plotly heatmap (its data) and the region labels drawn
+    on its axis.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import expresso_xai as ex
+        >>> html = ex.widgets.Explorer(example_cube()).save_html(pathlib.Path(tempfile.mkdtemp()) / "e.html")
+        >>> if find_chromium():
+        ...     with chromium() as browser:
+        ...         page = new_page(browser, [])
+        ...         open_explorer(page, html)
+        ...         rows, labels = heatmap_rows(page)
+        ... else:
+        ...     rows, labels = 12, ["right_eye"]
+        >>> rows, "right_eye" in labels
+        (12, True)
+    """
+    return page.eval_on_selector(".xe-heatmap", """gd => [gd.data[0].z.length,
+        [...gd.querySelectorAll('.ytick text')].map(t => t.textContent)]""")
+
+
+def click_heatmap_cell(page, frame: int, region: str) -> None:
+    """Click an opened Explorer's heatmap at ``frame`` (its x value) and ``region`` (its
+    row), where a person's mouse would: the Explorer then shows that frame and region.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import expresso_xai as ex
+        >>> html = ex.widgets.Explorer(example_cube()).save_html(pathlib.Path(tempfile.mkdtemp()) / "e.html")
+        >>> if find_chromium():
+        ...     with chromium() as browser:
+        ...         page = new_page(browser, [])
+        ...         open_explorer(page, html)
+        ...         click_heatmap_cell(page, 5, "mouth")
+        ...         _ = page.wait_for_function("() => document.querySelector('.xe-frame-label').dataset.frame === '5'")
+        ...         shown = page.text_content(".xe-region-label").split(":")[0]
+        ... else:
+        ...     shown = "mouth"
+        >>> shown
+        'mouth'
+    """
+    page.locator(".xe-heatmap").scroll_into_view_if_needed()
+    x, y = page.eval_on_selector(".xe-heatmap", """(gd, [frame, region]) => {
+        const layout = gd._fullLayout, box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        return [box.left + layout.xaxis.l2p(frame), box.top + layout.yaxis.l2p(gd.data[0].y.indexOf(region))];
+    }""", [frame, region])
+    page.mouse.click(x, y)
+
+
 _FRAME_CHANGES = """async (slider, positions) => {
     const sync = [], painted = [];
     for (const k of positions) {
