@@ -2,7 +2,7 @@
 ``perturbations_per_eval``, cold (a new process, empty batch-size cache: the first clip
 measures the batch size on its own perturbations) and warm (a new process, the cache
 written by the cold one), on one clip of r3d_18
-(random weights, 112 px) and on the whole 10 s sample (240 frames, 15 clips) with the
+(random weights, 112 px) and on 240 of the 250 frames of a sample (15 clips) with the
 demo model; then adaptive
 occlusion against exhaustive: forwards, time and rank agreement over region × window
 units (Spearman, top-3 overlap).
@@ -13,11 +13,12 @@ units (Spearman, top-3 overlap).
 process time is one ``ex.explain`` call timed inside a fresh interpreter (the cache
 is what differs between cold and warm). Captum is timed the same way, one call in a
 fresh interpreter per setting (the first forwards of a process are slower: the
-like-for-like comparison), and also repeated in this process after warming up (the
-stricter one). Each side's first imports are timed apart from its call (Captum's
+like-for-like comparison), and also repeated in this process after a forward at each
+batch shape (the stricter one), as is ``ex.explain`` with the size the warm run used.
+Each side's first imports are done and timed before its call (Captum's
 ``captum.attr``; for ``ex.explain``, ``dask.array``, which xarray imports when the
-cube's first array is made) and reported both ways. Medians over repeats, the runs
-of both sides interleaved.
+cube's first array is made) and reported apart. Medians over repeats; the new
+processes of both sides are interleaved.
 """
 
 from __future__ import annotations
@@ -115,10 +116,15 @@ def in_new_process(name: str, n_frames: int, stride: int, cache: str, captum: in
 
 
 def against_captum(name: str, n_frames: int, stride: int, args) -> None:
+    import dask.array  # noqa: F401  (xarray's first array imports it: not part of a warmed call)
+
     model = build_model(name)
-    _, _, _, clips = inputs(model, n_frames, stride)
+    video, faces, crop, clips = inputs(model, n_frames, stride)
     settings = (1, 4) if args.quick else (1, 2, 4, 8)
-    captum = captum_times(model, clips, settings, args.repeats)  # this process, warmed by its own repeats
+    with torch.no_grad():  # warm-up: this process's first forwards at each batch shape
+        for setting in settings:
+            model(clips[0][0].expand(setting, *clips[0][0].shape[1:]))
+    captum = captum_times(model, clips, settings, args.repeats)
     best = min(captum, key=captum.get)
     fresh = {setting: [] for setting in settings}  # one Captum call in a new process, as a user's script
     cold, warm = [], []
@@ -128,32 +134,31 @@ def against_captum(name: str, n_frames: int, stride: int, args) -> None:
         with tempfile.TemporaryDirectory() as cache:
             cold.append(in_new_process(name, n_frames, stride, cache))
             warm.append(in_new_process(name, n_frames, stride, cache))
-
-    def median(runs, imports=False):
-        return float(np.median([run["seconds"] + (run["imports"] if imports else 0.0) for run in runs]))
-
-    video, faces, crop, _ = inputs(model, n_frames, stride)
-    repeated = []  # ex.explain in this warmed process, as a notebook's second run (the size remembered)
+    repeated = []  # ex.explain in this warmed process, as a notebook's second run, at the size remembered
     for _ in range(args.repeats):
         started = time.perf_counter()
         ex.explain(model, video, faces=faces, crop=crop, methods=["occlusion"], target=0, stride=stride,
-                   progress=False, occlusion={"window": WINDOW}, batch_size=cold[0]["batch_size"])
+                   progress=False, occlusion={"window": WINDOW}, batch_size=warm[0]["batch_size"])
         repeated.append(time.perf_counter() - started)
+
+    def median(runs, key="seconds"):
+        return float(np.median([run[key] for run in runs]))
+
     calls = {setting: median(runs) for setting, runs in fresh.items()}
     fresh_best = min(calls, key=calls.get)
     print(f"\n{name}: {n_frames} frames, {len(clips)} clip(s), stride {stride}; medians of {args.repeats}")
     print("   Captum FeatureAblation by perturbations_per_eval, one call in a new process: "
-          + ", ".join(f"{k}: {t:.2f} s" for k, t in calls.items())
-          + f" (its import: {median(fresh[fresh_best], True) - calls[fresh_best]:.2f} s more)")
+          + ", ".join(f"{k}: {t:.2f} s" for k, t in calls.items()))
     print("   the same, repeated in one warmed process: " + ", ".join(f"{k}: {t:.2f} s" for k, t in captum.items()))
     for label, runs in (("cold", cold), ("warm", warm)):
-        seconds, with_imports = median(runs), median(runs, True)
+        seconds = median(runs)
         print(f"   ex.explain {label} ({runs[0]['source']}, batch {runs[0]['batch_size']}), a new process: "
               f"{seconds:.2f} s = {seconds / calls[fresh_best]:.2f}x Captum's best call in a new process "
-              f"({fresh_best}; goal <= 1.0x), {seconds / captum[best]:.2f}x its best warmed repeat ({best}); "
-              f"imports included on both sides: {with_imports / median(fresh[fresh_best], True):.2f}x")
-    print(f"   ex.explain repeated in the warmed process (batch {cold[0]['batch_size']}): "
+              f"({fresh_best}; goal <= 1.0x), {seconds / captum[best]:.2f}x its best warmed repeat ({best})")
+    print(f"   ex.explain repeated in the warmed process (batch {warm[0]['batch_size']}): "
           f"{np.median(repeated):.2f} s = {np.median(repeated) / captum[best]:.2f}x Captum's best warmed repeat ({best})")
+    print(f"   first imports, not in the times above (medians): captum.attr {median(fresh[fresh_best], 'imports'):.2f} s; "
+          f"dask.array, which xarray imports for ex.explain's first cube, {median(cold, 'imports'):.2f} s")
 
 
 def units(cube) -> np.ndarray:

@@ -404,3 +404,33 @@ def test_slices_of_other_files_or_with_pixel_maps_are_not_used(long_cohort, tmp_
     assert fresh.counts()["done"] == 2
     with pytest.raises(CohortError, match="keep_pixels"):
         run(manifest, tmp_path / "pixels.zarr", slice_frames=16, keep_pixels=True)
+
+
+def test_an_openface_participant_is_streamed_not_read_whole(cohort_dir, tmp_path):
+    """The CSV is checked against the frame count the file announces; the video itself is
+    left to the run to stream (a 20-minute interview would not fit in memory whole)."""
+    import tracemalloc
+
+    from expresso_xai.cohort.task import participant_inputs
+
+    entry = read_manifest(cohort_dir / "manifest.csv")[0]
+    whole = ex.load_video(entry.video).frames.nbytes
+    tracemalloc.start()
+    try:
+        video, faces, action_units = participant_inputs(entry, track=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert video == entry.video and len(faces) == action_units.sizes["time"] == 30
+    assert peak < whole / 3, (peak, whole)  # about one frame and the CSV, not the 30 frames
+
+    def one_row_short(row):
+        if row["participant"] == entry.participant:
+            short = tmp_path / "short.csv"
+            short.write_text("".join(open(row["openface"]).readlines()[:-1]))
+            row["openface"] = str(short)
+
+    done = run(copy_manifest(cohort_dir, tmp_path, edit=one_row_short), tmp_path / "cohort.zarr")
+    reasons = dict(zip(done.failed.participant, done.failed.reason))
+    assert list(reasons) == [entry.participant]
+    assert "short.csv: 29 rows but" in reasons[entry.participant] and "has 30 frames" in reasons[entry.participant]

@@ -66,10 +66,12 @@ def resolve_model(model, settings: dict):
 
 
 def participant_inputs(entry: Entry, track: bool = False):
-    """The video to explain, its face track and its action units (``None`` when the
-    manifest has no OpenFace CSV): from the CSV when the manifest gives one (the video is
-    read whole to check the CSV against it), else tracked as the video streams, here with
-    ``track=True`` or by ``explain``. Missing files are reported before any decoding."""
+    """The video to explain (its path: it is streamed, never held whole), its face track
+    and its action units (``None`` when the manifest has no OpenFace CSV): from the CSV
+    when the manifest gives one (its rows checked against the frame count the file
+    announces here, and against the frames decoded by the run), else tracked as the
+    video streams, here with ``track=True`` or by ``explain``. Missing files are reported
+    before any decoding."""
     from ..faces.openface import read_openface_for
     from ..video import load_video
 
@@ -85,9 +87,9 @@ def participant_inputs(entry: Entry, track: bool = False):
             return entry.video, track_faces(entry.video, progress=False), None
     if not entry.openface.exists():
         raise CohortError(f"{entry.openface}: the OpenFace CSV does not exist")
-    video = load_video(entry.video)
-    faces, action_units = read_openface_for(entry.openface, video)
-    return video, faces, action_units
+    first_frame = load_video(entry.video, max_frames=1)  # the frame size and announced length
+    faces, action_units = read_openface_for(entry.openface, first_frame, streamed=True)
+    return entry.video, faces, action_units
 
 
 def _action_units(cube, faces, action_units):

@@ -199,8 +199,8 @@ def run_in_batches(model, x, n_items: int, forward, batch_size: int | None = Non
     ``batch_size`` per batch when given, else the size remembered for ``(model, x)``, else,
     when a run waits for that size (``settle_batch_size`` said ``"measuring"``),
     growing on the real items themselves: 1 (warm-up), 1, 2, 4, 8, 16 until a size is
-    over 10% slower per item than the best, or two in a row improve it by less than 5%,
-    then the best for the rest; the found size is remembered like a
+    over 10% slower per item than the best on two batches, or two in a row improve it by
+    less than 5%, then the best for the rest; the found size is remembered like a
     probe's, and no forward is spent on anything but the items. Else 1.
 
     Example:
@@ -225,34 +225,49 @@ def _grow(model, x, n_items: int, forward) -> tuple[int, int]:
     """Batches of growing size over the first items, timed; returns the next item and the
     size for the rest, and remembers it (see ``run_in_batches``) unless the items ran out
     before the growth settled: then the size serves this call only, and a later call with
-    more items measures again (a small first call must not fix a small size for good)."""
-    best, best_time, start, misses, settled = 1, float("inf"), 0, 0, True
+    more items measures again (a small first call must not fix a small size for good).
+
+    A size's first batch is also its first forward at that shape (slower: the backend
+    prepares its kernels), and a busy machine slows single batches, so a size that looks
+    clearly slower is timed on a second batch before the growth stops on it."""
+    best, best_time, start, misses = 1, float("inf"), 0, 0
     for index, size in enumerate((1, *_CANDIDATES)):
-        stop = min(n_items, start + size)
-        if stop - start < size:  # too few items left to time this size fairly
-            settled = False
-            break
-        began = time.perf_counter()
-        try:
-            forward(start, stop)
-        except RuntimeError as exc:  # out of memory on an accelerator: nothing of it was kept
-            log.info("batch of %d failed (%s); keeping %d", size, exc, best)
-            break
-        per_item = (time.perf_counter() - began) / size
-        start = stop
+        per_item, start = _timed_batch(forward, start, size, n_items, best)
+        if per_item is not None and index and per_item > _CLEARLY_SLOWER * best_time:
+            again, start = _timed_batch(forward, start, size, n_items, best)
+            per_item = None if again is None else min(per_item, again)
+        if per_item is None:
+            if start + size > n_items:  # out of items before the growth settled: remember nothing
+                return start, best
+            break  # out of memory: the best so far
         if index == 0:  # the first forward of a process is a warm-up, too slow to compare
             continue
         if per_item < 0.95 * best_time:
             best, best_time, misses = size, per_item, 0
         elif misses or per_item > _CLEARLY_SLOWER * best_time:
-            # clearly slower, or two sizes in a row no faster (one marginal timing on a busy
-            # machine is not enough): each larger size tried costs its items' extra time
+            # clearly slower twice, or two sizes in a row no faster (one marginal timing on
+            # a busy machine is not enough): each larger size tried costs its items' extra time
             break
         else:
             misses = 1
-    if settled and best_time < float("inf"):
+    if best_time < float("inf"):
         learned(model, x, best)
     return start, best
+
+
+def _timed_batch(forward, start: int, size: int, n_items: int, best: int) -> tuple[float | None, int]:
+    """``(seconds per item, next item)`` of one batch of ``size`` items from ``start``;
+    ``None`` when too few items are left to time the size fairly or the batch failed (out
+    of memory on an accelerator: nothing of it was kept), the next item then unchanged."""
+    if n_items - start < size:
+        return None, start
+    began = time.perf_counter()
+    try:
+        forward(start, start + size)
+    except RuntimeError as exc:
+        log.info("batch of %d failed (%s); keeping %d", size, exc, best)
+        return None, start
+    return (time.perf_counter() - began) / size, start + size
 
 
 def learned(model, x, size: int) -> None:
