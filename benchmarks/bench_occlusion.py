@@ -14,7 +14,8 @@ process time is one ``ex.explain`` call timed inside a fresh interpreter (the ca
 is what differs between cold and warm). Captum is timed the same way, one call in a
 fresh interpreter per setting (the first forwards of a process are slower: the
 like-for-like comparison), and also repeated in this process after a forward at each
-batch shape (the stricter one), as is ``ex.explain`` with the size the warm run used.
+batch shape (the stricter one); then, in this process, Captum at its best setting and
+``ex.explain`` at the size the warm run used, alternated.
 Each side's first imports are done and timed before its call (Captum's
 ``captum.attr``; for ``ex.explain``, ``dask.array``, which xarray imports when the
 cube's first array is made) and reported apart. Medians over repeats; the new
@@ -134,12 +135,14 @@ def against_captum(name: str, n_frames: int, stride: int, args) -> None:
         with tempfile.TemporaryDirectory() as cache:
             cold.append(in_new_process(name, n_frames, stride, cache))
             warm.append(in_new_process(name, n_frames, stride, cache))
-    repeated = []  # ex.explain in this warmed process, as a notebook's second run, at the size remembered
-    for _ in range(args.repeats):
+    pairs = []  # in this warmed process, as a notebook's second run: Captum at its best, then ex.explain
+    for _ in range(args.repeats):  # at the size remembered, alternated (the machine drifts over minutes)
+        theirs = captum_times(model, clips, (best,), 1)[best]
         started = time.perf_counter()
         ex.explain(model, video, faces=faces, crop=crop, methods=["occlusion"], target=0, stride=stride,
                    progress=False, occlusion={"window": WINDOW}, batch_size=warm[0]["batch_size"])
-        repeated.append(time.perf_counter() - started)
+        pairs.append((time.perf_counter() - started, theirs))
+    ours, theirs = np.median(pairs, axis=0)
 
     def median(runs, key="seconds"):
         return float(np.median([run[key] for run in runs]))
@@ -155,8 +158,8 @@ def against_captum(name: str, n_frames: int, stride: int, args) -> None:
         print(f"   ex.explain {label} ({runs[0]['source']}, batch {runs[0]['batch_size']}), a new process: "
               f"{seconds:.2f} s = {seconds / calls[fresh_best]:.2f}x Captum's best call in a new process "
               f"({fresh_best}; goal <= 1.0x), {seconds / captum[best]:.2f}x its best warmed repeat ({best})")
-    print(f"   ex.explain repeated in the warmed process (batch {warm[0]['batch_size']}): "
-          f"{np.median(repeated):.2f} s = {np.median(repeated) / captum[best]:.2f}x Captum's best warmed repeat ({best})")
+    print(f"   in the warmed process, alternated: ex.explain (batch {warm[0]['batch_size']}) {ours:.2f} s, Captum ({best}) "
+          f"{theirs:.2f} s: {np.median([a / b for a, b in pairs]):.2f}x (median of the pairs' ratios)")
     print(f"   first imports, not in the times above (medians): captum.attr {median(fresh[fresh_best], 'imports'):.2f} s; "
           f"dask.array, which xarray imports for ex.explain's first cube, {median(cold, 'imports'):.2f} s")
 
