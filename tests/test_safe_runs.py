@@ -66,7 +66,7 @@ def test_a_checkpoint_of_the_same_file_still_resumes(two_videos, tmp_path):
     source = engine.VideoSource.open(path, faces, progress=False)
     crop = engine._crop_for(model, faces, None)
     state = engine.new_state(plan, len(faces))
-    for positions, clip in source.clips(plan, state, progress=False):
+    for positions, clip in source.clips(plan, state):
         ctx = engine._prepare(plan, state, engine.clip_input(plan, clip, positions, faces, crop))
         state.add(ctx, engine.run_methods(ctx, plan.methods), positions)
         state.video_digest = source.digest_after(state.done)

@@ -201,7 +201,7 @@ def merge(entry: Entry, model, settings: dict, store: str, ranges: list, *slices
             if not part.load(folder / f"clips_{first}.npz", _fingerprint(entry, settings, first, stop)):
                 raise CohortError(f"{entry.participant}: the slice from clip {first} is missing; run again")
             merged.absorb(part)
-        for _ in source.clips(plan, merged, progress=False):  # hashes every frame, explains none
+        for _ in source.clips(plan, merged):  # hashes every frame, explains none
             raise CohortError(f"{entry.participant}: the slices do not cover the video's clips; run again")
         cube = with_action_units(to_cube(plan, source, crop, merged), entry, faces, action_units)
         written = cohort.write(entry.participant, lambda group: write_zarr_group(cube, group),

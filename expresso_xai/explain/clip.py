@@ -128,10 +128,27 @@ def crop_clip(model, frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, regio
         raise ModelError(f"a clip needs as many face-track and crop frames as frames, got {len(frames)} frames, "
                          f"{len(faces)} face-track frames and {len(crop)} crop frames")
     indices = np.arange(len(frames)) if frame_indices is None else np.asarray(frame_indices)
-    model_frames = crop.apply(frames)
-    return ClipInput(frames=model_frames, landmarks=crop.apply_landmarks(faces.landmarks),
-                     region_map=clip_region_map(faces, crop, get_scheme(regions), indices),
-                     x=model.preprocess(model_frames, device), frame_indices=indices, timestamps=timestamps)
+    clip = cropped_input(frames, faces, crop, get_scheme(regions), indices, timestamps)
+    clip.x = model.preprocess(clip.frames, device)
+    return clip
+
+
+def cropped_input(frames: np.ndarray, faces: FaceTrack, crop: FaceCrop, scheme, indices: np.ndarray,
+                  timestamps=None) -> ClipInput:
+    """:func:`crop_clip` without the model: a :class:`ClipInput` whose ``x`` is ``None``
+    (NumPy and OpenCV work only, which the engine's background thread does).
+
+    Example:
+        >>> from expresso_xai.regions import get_scheme
+        >>> from expresso_xai.testing import clip_inputs
+        >>> model, frames, faces, crop = clip_inputs(input_size=(64, 64))
+        >>> clip = cropped_input(frames, faces, crop, get_scheme("partition"), np.arange(16))
+        >>> clip.frames.shape, clip.x is None
+        ((16, 64, 64, 3), True)
+    """
+    return ClipInput(frames=crop.apply(frames), landmarks=crop.apply_landmarks(faces.landmarks),
+                     region_map=clip_region_map(faces, crop, scheme, indices), x=None, frame_indices=indices,
+                     timestamps=timestamps)
 
 
 def forward_clip(model, clip: ClipInput, *, target=None, device="cpu", seed: int = 0, batch_size: int | None = None,

@@ -217,15 +217,13 @@ class VideoSource:
         clip by clip as a resumed run decodes it again, see :meth:`clips`)."""
         return self.video.content_hash() if isinstance(self.video, Video) else str(self.video)
 
-    def clips(self, plan: ExplainPlan, state: ExplainState, progress: bool):
+    def clips(self, plan: ExplainPlan, state: ExplainState):
         """``(positions, clip)`` for every clip the state has not finished, ``positions``
         being the clip's frames in the face track. When resuming, the frames of the
         finished clips are decoded and hashed again: if they differ from those the
-        checkpoint was made from (the file was replaced), the run starts afresh."""
-        from tqdm.auto import tqdm
-
+        checkpoint was made from (the file was replaced), the run starts afresh. (The
+        progress bar is the :class:`ClipFeed`'s, of the clips finished.)"""
         n_frames, skip = len(self.faces), state.done
-        total = self.n_clips(plan)
         # Decoded in chunks of a few clips: a 256-frame chunk of a 640x480 interview is 236 MB, held
         # three times over while it is stacked and joined to the frames left over.
         clips = iter_clips(self.video, plan.clip_length, plan.stride,
@@ -233,23 +231,22 @@ class VideoSource:
         self.hasher, self.digests = FrameHasher(), {0: FrameHasher().hexdigest()}
         in_memory = isinstance(self.video, Video)  # already hashed whole, and in the fingerprint
         clip = positions = None
-        with tqdm(clips, total=total, desc="explain", unit="clip", disable=not progress, leave=False) as bar:
-            for index, clip in enumerate(bar):
-                if index == skip and skip and not in_memory and self.digests[skip] != state.video_digest:
-                    warnings.warn(f"{self.source}: the video is not the one the checkpoint was made from "
-                                  "(its frames changed); starting afresh", stacklevel=4)
-                    state.clear()
-                    yield from self.clips(plan, state, progress)
-                    return
-                positions = clip.indices - self.first_frame
-                if positions.max() >= n_frames:
-                    raise FaceTrackError(f"the face track has {n_frames} frames but {self.source or 'the video'} "
-                                         "has more: give the track of this video")
-                if not in_memory:
-                    self.hasher.update(clip.frames, positions)
-                    self.digests = {index: self.digests.get(index), index + 1: self.hasher.hexdigest()}
-                if index >= skip:
-                    yield positions, clip
+        for index, clip in enumerate(clips):
+            if index == skip and skip and not in_memory and self.digests[skip] != state.video_digest:
+                warnings.warn(f"{self.source}: the video is not the one the checkpoint was made from "
+                              "(its frames changed); starting afresh", stacklevel=4)
+                state.clear()
+                yield from self.clips(plan, state)
+                return
+            positions = clip.indices - self.first_frame
+            if positions.max() >= n_frames:
+                raise FaceTrackError(f"the face track has {n_frames} frames but {self.source or 'the video'} "
+                                     "has more: give the track of this video")
+            if not in_memory:
+                self.hasher.update(clip.frames, positions)
+                self.digests = {index: self.digests.get(index), index + 1: self.hasher.hexdigest()}
+            if index >= skip:
+                yield positions, clip
         if clip is not None and int(positions.max()) + 1 < n_frames:
             raise FaceTrackError(f"the face track has {n_frames} frames but {self.source or 'the video'} has "
                                  f"{int(positions.max()) + 1}: give the track of this video")

@@ -32,7 +32,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import MethodError
-from .clip import ClipInput, clip_region_map
+from .clip import ClipInput, cropped_input
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,8 @@ def cropped(plan, clip, positions, faces, crop) -> ClipInput:
         >>> ready.frames.shape, ready.x is None
         ((16, 64, 64, 3), True)
     """
-    faces, crop, indices = faces[positions], crop[positions], np.asarray(clip.indices)
-    return ClipInput(frames=crop.apply(clip.frames), landmarks=crop.apply_landmarks(faces.landmarks),
-                     region_map=clip_region_map(faces, crop, plan.scheme, indices), x=None, frame_indices=indices,
-                     timestamps=clip.timestamps)
+    return cropped_input(clip.frames, faces[positions], crop[positions], plan.scheme, np.asarray(clip.indices),
+                         clip.timestamps)
 
 
 def clip_input(plan, clip, positions=None, faces=None, crop=None) -> ClipInput:
@@ -116,7 +114,7 @@ def _clip_inputs(plan, state, source, crop) -> Iterator[tuple]:
     finished, cropped but not preprocessed (:func:`cropped`): ``digest`` is the hash of the video's frames up to that clip, what the
     checkpoint records once the clip is added (read here, as the clip is decoded: the
     source keeps only the last two)."""
-    for positions, clip in source.clips(plan, state, progress=False):
+    for positions, clip in source.clips(plan, state):
         yield positions, cropped(plan, clip, positions, source.faces, crop), source.digest_decoded()
 
 
